@@ -1,0 +1,193 @@
+"""The thread backend: the loop ring's interface on a bounded thread pool.
+
+Used where io_uring cannot run (see `spargio._backend`).  Every call is the
+matching `os` function on `spargio._blocking`'s pool, with two refinements:
+
+* reads from streams (offset -1: pipes, sockets, ttys) first wait for
+  readability on the loop with ``add_reader``, so a read that would block
+  never occupies a thread and cancelling it really cancels;
+* O_DIRECT needs aligned memory, so ``aligned=True`` reads go through an
+  ``mmap`` buffer (page aligned).
+
+Cancellation: an op not yet started in its thread is dropped; one already
+running finishes in its thread and its result is discarded (a cancelled write
+may therefore have happened: its outcome is unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mmap
+import os
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._blocking import executor, run_blocking
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer as BufferLike
+
+__all__ = ["ThreadIO"]
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    return os.read(fd, length) if offset < 0 else os.pread(fd, length, offset)
+
+
+def _pread_aligned(fd: int, length: int, offset: int) -> bytes:
+    with mmap.mmap(-1, max(length, 1)) as buf:
+        n = os.preadv(fd, [buf], offset) if offset >= 0 else os.readv(fd, [buf])
+        return buf[:n]
+
+
+def _preadinto(fd: int, target: Any, offset: int) -> int:
+    return os.readv(fd, [target]) if offset < 0 else os.preadv(fd, [target], offset)
+
+
+def _pwrite(fd: int, data: Any, offset: int) -> int:
+    return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
+
+
+def _pwrite_aligned(fd: int, data: Any, offset: int) -> int:
+    view = memoryview(data).cast("B")
+    with mmap.mmap(-1, max(view.nbytes, 1)) as buf:
+        buf[: view.nbytes] = view
+        chunk = memoryview(buf)[: view.nbytes]
+        try:
+            return os.pwritev(fd, [chunk], offset) if offset >= 0 else os.writev(fd, [chunk])
+        finally:
+            chunk.release()
+
+
+def _open(path: bytes, flags: int, mode: int) -> int:
+    return os.open(path, flags | os.O_CLOEXEC, mode)
+
+
+def _fsync(fd: int, datasync: bool) -> None:
+    (os.fdatasync if datasync else os.fsync)(fd)
+
+
+def _stat(path: bytes | None, fd: int, follow_symlinks: bool) -> os.stat_result:
+    if path is None:
+        return os.fstat(fd)
+    return os.stat(path, follow_symlinks=follow_symlinks)
+
+
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    if mode:
+        raise OSError(95, "fallocate modes other than 0 need the io_uring backend")
+    os.posix_fallocate(fd, offset, length)
+
+
+class ThreadIO:
+    """The same interface as `LoopRing`, on threads."""
+
+    backend = "threads"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop_ref = weakref.ref(loop)
+        self.in_flight = 0
+        self.closed = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop_ref()
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor(), fn, *args)
+        finally:
+            self.in_flight -= 1
+
+    async def _readable(self, fd: int) -> None:
+        """Wait until a stream fd is readable; no-op for fds epoll cannot watch."""
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        try:
+            loop.add_reader(fd, ready.set_result, None)
+        except (PermissionError, ValueError, OSError):
+            return  # a regular file or an fd epoll refuses: just read
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+
+    async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
+        if offset < 0 and not aligned:
+            await self._readable(fd)
+        result: bytes = await self._call(_pread_aligned if aligned else _pread, fd, length, offset)
+        return result
+
+    async def readinto(self, fd: int, target: Any, offset: int) -> int:
+        view = memoryview(target)
+        if view.readonly:
+            raise TypeError("readinto() needs a writable buffer, not a read-only one")
+        if offset < 0:
+            await self._readable(fd)
+        with view:
+            result: int = await self._call(_preadinto, fd, view, offset)
+        return result
+
+    async def write(self, fd: int, data: BufferLike, offset: int, aligned: bool = False) -> int:
+        result: int = await self._call(_pwrite_aligned if aligned else _pwrite, fd, data, offset)
+        return result
+
+    async def read_many(self, fds: Sequence[int], offsets: Sequence[int], lengths: Sequence[int]) -> list[bytes]:
+        return list(await asyncio.gather(*(self.read(f, n, o) for f, o, n in zip(fds, offsets, lengths))))
+
+    async def write_many(self, fds: Sequence[int], offsets: Sequence[int], datas: Sequence[BufferLike]) -> list[int]:
+        return list(await asyncio.gather(*(self.write(f, d, o) for f, o, d in zip(fds, offsets, datas))))
+
+    async def fsync(self, fd: int, datasync: bool) -> None:
+        await self._call(_fsync, fd, datasync)
+
+    async def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        await self._call(_fallocate, fd, mode, offset, length)
+
+    async def ftruncate(self, fd: int, length: int) -> None:
+        await self._call(os.ftruncate, fd, length)
+
+    async def open(self, path: bytes, flags: int, mode: int) -> int:
+        result: int = await self._call(_open, path, flags, mode)
+        return result
+
+    async def close_fd(self, fd: int) -> None:
+        await self._call(os.close, fd)
+
+    def close_fd_detached(self, fd: int) -> None:
+        """Close ``fd`` now; a close error on a read-only fd carries no information."""
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    async def stat(self, path: bytes | None, fd: int = -1, follow_symlinks: bool = True) -> os.stat_result:
+        result: os.stat_result = await self._call(_stat, path, fd, follow_symlinks)
+        return result
+
+    async def rename(self, old: bytes, new: bytes) -> None:
+        await self._call(os.rename, old, new)
+
+    async def unlink(self, path: bytes) -> None:
+        await self._call(os.unlink, path)
+
+    async def rmdir(self, path: bytes) -> None:
+        await self._call(os.rmdir, path)
+
+    async def mkdir(self, path: bytes, mode: int) -> None:
+        await self._call(os.mkdir, path, mode)
+
+    async def link(self, src: bytes, dst: bytes, follow_symlinks: bool) -> None:
+        await self._call(lambda: os.link(src, dst, follow_symlinks=follow_symlinks))
+
+    async def symlink(self, target: bytes, link: bytes) -> None:
+        await self._call(os.symlink, target, link)
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await run_blocking(fn, *args)
+
+    def close(self) -> None:
+        """Nothing to release: the pool is shared by the process."""
+        self.closed = True

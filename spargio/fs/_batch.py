@@ -1,0 +1,73 @@
+"""Batch reads and writes: many ops, one submission, one wakeup.
+
+On the io_uring backend every op of a batch is prepared in a single C call
+and goes to the kernel with the loop iteration's one ``io_uring_submit``; the
+caller's task is woken once, when the last op completes.  The thread backend
+runs them concurrently on its pool.
+
+Cancellation cancels every op of the batch that is still in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .._backend import current_io
+from ._args import MAX_CHUNK, check_length, check_offset, data_view
+from ._file import AsyncFile, write_all
+
+__all__ = ["read_many", "write_many"]
+
+
+def _fd_of(target: Any) -> int:
+    if isinstance(target, AsyncFile):
+        return target.fileno()
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise TypeError(f"expected an AsyncFile or an fd, not {type(target).__name__}")
+    return target
+
+
+async def read_many(requests: Iterable[tuple[Any, int, int]]) -> list[bytes]:
+    """Read many ``(file_or_fd, offset, size)`` ranges in one submission.
+
+    :return: one ``bytes`` per request, in order; shorter than asked only at EOF.
+    :raises ValueError: a bad offset or size (nothing is submitted then).
+    """
+    fds: list[int] = []
+    offsets: list[int] = []
+    sizes: list[int] = []
+    for target, offset, size in requests:
+        fds.append(_fd_of(target))
+        offsets.append(check_offset(offset))
+        size = check_length(size)
+        if size > MAX_CHUNK:
+            raise ValueError(f"read_many sizes are limited to {MAX_CHUNK} bytes per request")
+        sizes.append(size)
+    return await current_io().read_many(fds, offsets, sizes)
+
+
+async def write_many(requests: Iterable[tuple[Any, int, Any]]) -> list[int]:
+    """Write many ``(file_or_fd, offset, data)`` in one submission.
+
+    Every byte is written: a short write is continued with further ops.
+    On cancellation the outcome of each write still in flight is unknown.
+
+    :return: the number of bytes written per request (``len(data)``).
+    """
+    fds: list[int] = []
+    offsets: list[int] = []
+    views: list[memoryview] = []
+    for target, offset, data in requests:
+        fds.append(_fd_of(target))
+        offsets.append(check_offset(offset))
+        view = data_view(data)
+        if view.nbytes > MAX_CHUNK:
+            raise ValueError(f"write_many data is limited to {MAX_CHUNK} bytes per request")
+        views.append(view)
+    written = await current_io().write_many(fds, offsets, views)
+    for i, n in enumerate(written):
+        if n < views[i].nbytes:
+            await write_all(fds[i], views[i][n:], offsets[i] + n)
+            written[i] = views[i].nbytes
+    return written

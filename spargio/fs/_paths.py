@@ -1,0 +1,294 @@
+"""Path helpers: whole-file reads and writes and namespace operations.
+
+Native io_uring opcodes do the work where the kernel has them (openat, read,
+write, fsync, close, statx, renameat, unlinkat, mkdirat, linkat, symlinkat).
+Functions marked "thread" below have no opcode and run on spargio's bounded
+blocking pool (`spargio._blocking`).
+
+Cancellation: a cancelled helper cancels its op in flight; files it opened
+are closed.  A cancelled ``write_*`` leaves the file in an unknown state
+(use ``atomic=True`` for all-or-nothing replacement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+from typing import Any
+
+from .._backend import current_io
+from ._args import data_view, fspath_bytes
+from ._file import read_all, write_all
+
+__all__ = [
+    "chmod",
+    "copyfile",
+    "exists",
+    "getsize",
+    "isdir",
+    "isfile",
+    "link",
+    "listdir",
+    "lstat",
+    "makedirs",
+    "mkdir",
+    "read_bytes",
+    "read_text",
+    "readlink",
+    "realpath",
+    "remove",
+    "rename",
+    "replace",
+    "rmdir",
+    "scandir",
+    "stat",
+    "symlink",
+    "unlink",
+    "write_bytes",
+    "write_text",
+]
+
+_COPY_CHUNK = 1 << 20
+
+
+async def read_bytes(path: Any) -> bytes:
+    """Read a whole file: open, read(s), close — one op each for files under 64 KiB."""
+    io_ = current_io()
+    fd = await io_.open(fspath_bytes(path), os.O_RDONLY, 0)
+    try:
+        return await read_all(fd, 0)
+    finally:
+        io_.close_fd_detached(fd)
+
+
+async def read_text(path: Any, encoding: str | None = None, errors: str | None = None) -> str:
+    """Read a whole file as text (universal newlines, like ``pathlib.Path.read_text``)."""
+    data = await read_bytes(path)
+    text = data.decode(encoding or "utf-8", errors or "strict")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool = False, mode: int = 0o666) -> int:
+    """Create or replace a file with ``data``.
+
+    :param fsync: fsync the file before returning (durable contents).
+    :param atomic: write a temporary file beside it, fsync it, and rename it
+        into place, so readers see the old file or the new one, never half.
+    :return: the number of bytes written.
+    """
+    view = data_view(data)
+    target = fspath_bytes(path)
+    dest = target + b".spargio-tmp-%d" % os.getpid() if atomic else target
+    io_ = current_io()
+    fd = await io_.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        n = await write_all(fd, view, 0)
+        if fsync or atomic:
+            await io_.fsync(fd, False)
+    except BaseException:
+        io_.close_fd_detached(fd)
+        if atomic:
+            _unlink_quietly(dest)
+        raise
+    await io_.close_fd(fd)
+    if atomic:
+        await io_.rename(dest, target)
+    return n
+
+
+def _unlink_quietly(path: bytes) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+async def write_text(
+    path: Any,
+    text: str,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    *,
+    fsync: bool = False,
+    atomic: bool = False,
+) -> int:
+    """Create or replace a file with ``text``; returns the number of characters."""
+    if not isinstance(text, str):
+        raise TypeError(f"data must be str, not {type(text).__name__}")
+    out = text.replace("\n", newline) if newline not in (None, "", "\n") else text
+    await write_bytes(path, out.encode(encoding or "utf-8", errors or "strict"), fsync=fsync, atomic=atomic)
+    return len(text)
+
+
+async def stat(path: Any, *, follow_symlinks: bool = True) -> os.stat_result:
+    """``os.stat`` through IORING_OP_STATX."""
+    return await current_io().stat(fspath_bytes(path), follow_symlinks=follow_symlinks)
+
+
+async def lstat(path: Any) -> os.stat_result:
+    """``os.lstat`` through IORING_OP_STATX."""
+    return await stat(path, follow_symlinks=False)
+
+
+async def exists(path: Any) -> bool:
+    """Whether ``path`` exists (following symlinks), like ``os.path.exists``."""
+    try:
+        await stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            return False
+        raise
+    return True
+
+
+async def isfile(path: Any) -> bool:
+    try:
+        return (await stat(path)).st_mode & 0o170000 == 0o100000
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+async def isdir(path: Any) -> bool:
+    try:
+        return (await stat(path)).st_mode & 0o170000 == 0o040000
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+async def getsize(path: Any) -> int:
+    return (await stat(path)).st_size
+
+
+async def rename(src: Any, dst: Any) -> None:
+    """``os.rename`` through IORING_OP_RENAMEAT (replaces ``dst`` on POSIX)."""
+    await current_io().rename(fspath_bytes(src), fspath_bytes(dst))
+
+
+async def replace(src: Any, dst: Any) -> None:
+    """``os.replace``: rename, replacing ``dst`` if it exists."""
+    await rename(src, dst)
+
+
+async def remove(path: Any) -> None:
+    """``os.remove`` through IORING_OP_UNLINKAT."""
+    await current_io().unlink(fspath_bytes(path))
+
+
+unlink = remove
+
+
+async def rmdir(path: Any) -> None:
+    """``os.rmdir`` through IORING_OP_UNLINKAT with AT_REMOVEDIR."""
+    await current_io().rmdir(fspath_bytes(path))
+
+
+async def mkdir(path: Any, mode: int = 0o777) -> None:
+    """``os.mkdir`` through IORING_OP_MKDIRAT."""
+    await current_io().mkdir(fspath_bytes(path), mode)
+
+
+async def makedirs(path: Any, mode: int = 0o777, exist_ok: bool = False) -> None:
+    """``os.makedirs``: create ``path`` and any missing parents (IORING_OP_MKDIRAT each)."""
+    raw = fspath_bytes(path)
+    head, tail = os.path.split(raw)
+    if not tail:
+        head, tail = os.path.split(head)
+    if head and tail and not await exists(head):
+        try:
+            await makedirs(head, exist_ok=True)
+        except FileExistsError:
+            pass
+    try:
+        await mkdir(raw, mode)
+    except OSError:
+        if not exist_ok or not await isdir(raw):
+            raise
+
+
+async def link(src: Any, dst: Any, *, follow_symlinks: bool = True) -> None:
+    """``os.link`` through IORING_OP_LINKAT."""
+    await current_io().link(fspath_bytes(src), fspath_bytes(dst), follow_symlinks)
+
+
+async def symlink(target: Any, link_path: Any) -> None:
+    """``os.symlink`` through IORING_OP_SYMLINKAT."""
+    await current_io().symlink(fspath_bytes(target), fspath_bytes(link_path))
+
+
+async def listdir(path: Any = ".") -> list[Any]:
+    """``os.listdir`` (thread: io_uring has no getdents opcode)."""
+    result: list[Any] = await current_io().run_blocking(os.listdir, path)
+    return result
+
+
+async def scandir(path: Any = ".") -> list[os.DirEntry[Any]]:
+    """``os.scandir``, fully read into a list (thread: no getdents opcode)."""
+
+    def scan() -> list[os.DirEntry[Any]]:
+        with os.scandir(path) as it:
+            return list(it)
+
+    result: list[os.DirEntry[Any]] = await current_io().run_blocking(scan)
+    return result
+
+
+async def readlink(path: Any) -> Any:
+    """``os.readlink`` (thread: no readlinkat opcode)."""
+    return await current_io().run_blocking(os.readlink, path)
+
+
+async def chmod(path: Any, mode: int) -> None:
+    """``os.chmod`` (thread: no fchmodat opcode)."""
+    await current_io().run_blocking(os.chmod, path, mode)
+
+
+async def realpath(path: Any) -> Any:
+    """``os.path.realpath`` (thread: resolving links takes several syscalls)."""
+    return await current_io().run_blocking(os.path.realpath, path)
+
+
+async def copyfile(src: Any, dst: Any, *, fsync: bool = False) -> int:
+    """Copy ``src``'s contents to ``dst`` (created or truncated), 1 MiB at a time.
+
+    The read of the next chunk is in flight while the current one is written.
+    Permission bits are not copied (like ``shutil.copyfile``).
+
+    :return: the number of bytes copied.
+    """
+    io_ = current_io()
+    src_b, dst_b = fspath_bytes(src), fspath_bytes(dst)
+    src_st = await io_.stat(src_b)
+    try:
+        dst_st = await io_.stat(dst_b)
+    except FileNotFoundError:
+        pass
+    else:
+        if (src_st.st_dev, src_st.st_ino) == (dst_st.st_dev, dst_st.st_ino):
+            raise shutil.SameFileError(f"{src!r} and {dst!r} are the same file")
+    fd_in = await io_.open(src_b, os.O_RDONLY, 0)
+    try:
+        fd_out = await io_.open(dst_b, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            total = 0
+            chunk = await io_.read(fd_in, _COPY_CHUNK, 0)
+            while chunk:
+                next_read = asyncio.ensure_future(io_.read(fd_in, _COPY_CHUNK, total + len(chunk)))
+                try:
+                    await write_all(fd_out, memoryview(chunk), total)
+                except BaseException:
+                    next_read.cancel()
+                    raise
+                total += len(chunk)
+                chunk = await next_read
+            if fsync:
+                await io_.fsync(fd_out, False)
+        finally:
+            await io_.close_fd(fd_out)
+    finally:
+        io_.close_fd_detached(fd_in)
+    return total

@@ -1,0 +1,428 @@
+/*
+ * spargio native shim: the per-op work of spargio in one C call each.
+ *
+ * Theory of operation
+ * -------------------
+ * liburing's prep helpers are `static inline`, so they only exist for code
+ * compiled against liburing.h; this file is that code.  Every function here
+ * is called by exactly one Python object, `spargio.native.ring.Ring`, which
+ * owns one `spg_ring` and guarantees that only one thread touches it at a
+ * time (liburing allows a single submitter).
+ *
+ * Cost model: cffi releases the GIL around every call and each crossing costs
+ * a few hundred nanoseconds, so the shim folds what would be several calls
+ * into one:
+ *
+ *   - `spg_prep_*`: get an SQE (flushing the SQ to the kernel once if it is
+ *     full), prepare it, set its user_data.  Returns 0 or -EBUSY when the SQ
+ *     is still full after the flush (the caller must reap and retry).
+ *   - `spg_flush`: the once-per-loop-iteration step.  Turns the ring's
+ *     eventfd notifications off, submits everything queued, reaps what the
+ *     kernel completed inline (page-cache reads usually are), turns the
+ *     eventfd back on and looks once more, so a completion posted while the
+ *     eventfd was off is never lost.  Inline completions therefore never
+ *     wake the event loop through the eventfd.
+ *   - `spg_reap`: drain the eventfd counter and copy up to N CQEs into
+ *     caller-owned arrays, advancing the CQ once.
+ *   - `spg_wait`: block (GIL released) until at least one CQE or a timeout.
+ *
+ * CQ overflow: rings are created with a CQ larger than the SQ, and on
+ * IORING_FEAT_NODROP kernels an overflowing CQE is parked by the kernel;
+ * io_uring_peek_batch_cqe() notices the overflow flag and enters the kernel
+ * to flush it, so nothing is lost as long as the caller keeps reaping.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+#include <liburing.h>
+
+/* Opcode numbers newer than the liburing headers we may be built against.
+ * Whether the running kernel has them is decided by the probe, never here. */
+#define SPG_OP_FTRUNCATE 55
+
+typedef struct spg_ring {
+    struct io_uring ring;
+    int efd;
+    uint64_t submit_calls;
+} spg_ring;
+
+spg_ring *spg_ring_create(unsigned entries, unsigned cq_entries, unsigned flags, int *err)
+{
+    struct io_uring_params p;
+    spg_ring *r = calloc(1, sizeof(*r));
+    int ret;
+    if (!r) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memset(&p, 0, sizeof(p));
+    p.flags = flags;
+    if (cq_entries) {
+        p.flags |= IORING_SETUP_CQSIZE;
+        p.cq_entries = cq_entries;
+    }
+    ret = io_uring_queue_init_params(entries, &r->ring, &p);
+    if (ret < 0) {
+        free(r);
+        *err = ret;
+        return NULL;
+    }
+    r->efd = -1;
+    *err = 0;
+    return r;
+}
+
+void spg_ring_destroy(spg_ring *r)
+{
+    if (!r)
+        return;
+    if (r->efd >= 0) {
+        io_uring_unregister_eventfd(&r->ring);
+        close(r->efd);
+    }
+    io_uring_queue_exit(&r->ring);
+    free(r);
+}
+
+int spg_ring_fd(spg_ring *r) { return r->ring.ring_fd; }
+unsigned spg_ring_features(spg_ring *r) { return r->ring.features; }
+unsigned spg_sq_entries(spg_ring *r) { return r->ring.sq.ring_entries; }
+unsigned spg_cq_entries(spg_ring *r) { return r->ring.cq.ring_entries; }
+unsigned spg_sq_pending(spg_ring *r) { return io_uring_sq_ready(&r->ring); }
+unsigned spg_cq_pending(spg_ring *r) { return io_uring_cq_ready(&r->ring); }
+uint64_t spg_submit_calls(spg_ring *r) { return r->submit_calls; }
+
+/* Create a non-blocking eventfd and register it for CQE notifications.
+ * Returns the fd or -errno. */
+int spg_ring_enable_eventfd(spg_ring *r)
+{
+    int ret;
+    if (r->efd >= 0)
+        return r->efd;
+    r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->efd < 0)
+        return -errno;
+    ret = io_uring_register_eventfd(&r->ring, r->efd);
+    if (ret < 0) {
+        close(r->efd);
+        r->efd = -1;
+        return ret;
+    }
+    return r->efd;
+}
+
+/* Fill supported[op] with 1 for each opcode the kernel supports. */
+int spg_probe(spg_ring *r, unsigned char *supported, int n)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
+    int i;
+    if (!probe)
+        return -EOPNOTSUPP;
+    for (i = 0; i < n; i++)
+        supported[i] = (unsigned char)io_uring_opcode_supported(probe, i);
+    io_uring_free_probe(probe);
+    return 0;
+}
+
+static int submit_retrying(spg_ring *r)
+{
+    int ret;
+    do {
+        r->submit_calls++;
+        ret = io_uring_submit(&r->ring);
+    } while (ret == -EINTR);
+    return ret;
+}
+
+int spg_submit(spg_ring *r) { return submit_retrying(r); }
+
+/* An SQE, flushing the SQ once if it is full.  NULL means: still full (the
+ * kernel refused more work until the caller reaps, e.g. -EBUSY). */
+static inline struct io_uring_sqe *get_sqe(spg_ring *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (sqe)
+        return sqe;
+    submit_retrying(r);
+    return io_uring_get_sqe(&r->ring);
+}
+
+#define PREP_OR_BUSY(r, sqe)      \
+    struct io_uring_sqe *sqe = get_sqe(r); \
+    if (!sqe)                     \
+        return -EBUSY
+
+int spg_prep_nop(spg_ring *r, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_nop(sqe);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_read(spg_ring *r, int fd, void *buf, unsigned len, uint64_t off, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_read(sqe, fd, buf, len, off);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_write(spg_ring *r, int fd, const void *buf, unsigned len, uint64_t off, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_write(sqe, fd, buf, len, off);
+    sqe->user_data = ud;
+    return 0;
+}
+
+/* n reads (or writes) in one crossing; user_data are ud_first .. ud_first+n-1.
+ * Returns how many were queued (fewer than n only if the SQ stayed full). */
+int spg_prep_rw_many(spg_ring *r, int write, int n, const int *fds, char *const *bufs,
+                     const unsigned *lens, const uint64_t *offs, uint64_t ud_first)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        struct io_uring_sqe *sqe = get_sqe(r);
+        if (!sqe)
+            return i;
+        if (write)
+            io_uring_prep_write(sqe, fds[i], bufs[i], lens[i], offs[i]);
+        else
+            io_uring_prep_read(sqe, fds[i], bufs[i], lens[i], offs[i]);
+        sqe->user_data = ud_first + (uint64_t)i;
+    }
+    return n;
+}
+
+int spg_prep_fsync(spg_ring *r, int fd, unsigned flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_fsync(sqe, fd, flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_openat(spg_ring *r, int dfd, const char *path, int flags, unsigned mode, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_openat(sqe, dfd, path, flags, mode);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_close(spg_ring *r, int fd, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_close(sqe, fd);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_statx(spg_ring *r, int dfd, const char *path, int flags, unsigned mask,
+                   void *statxbuf, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_statx(sqe, dfd, path, flags, mask, (struct statx *)statxbuf);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_renameat(spg_ring *r, int olddfd, const char *oldpath, int newdfd,
+                      const char *newpath, unsigned flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_renameat(sqe, olddfd, oldpath, newdfd, newpath, flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_unlinkat(spg_ring *r, int dfd, const char *path, int flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_unlinkat(sqe, dfd, path, flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_mkdirat(spg_ring *r, int dfd, const char *path, unsigned mode, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_mkdirat(sqe, dfd, path, mode);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_linkat(spg_ring *r, int olddfd, const char *oldpath, int newdfd,
+                    const char *newpath, int flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_linkat(sqe, olddfd, oldpath, newdfd, newpath, flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_symlinkat(spg_ring *r, const char *target, int newdfd, const char *linkpath,
+                       uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_symlinkat(sqe, target, newdfd, linkpath);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_fallocate(spg_ring *r, int fd, int mode, uint64_t off, uint64_t len, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_fallocate(sqe, fd, mode, off, len);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_ftruncate(spg_ring *r, int fd, uint64_t len, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_rw(SPG_OP_FTRUNCATE, sqe, fd, NULL, 0, len);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_poll_add(spg_ring *r, int fd, unsigned mask, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_poll_add(sqe, fd, mask);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_cancel(spg_ring *r, uint64_t target, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_cancel64(sqe, target, 0);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_msg_ring(spg_ring *r, int target_fd, unsigned res, uint64_t data, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_msg_ring(sqe, target_fd, res, data, 0);
+    sqe->user_data = ud;
+    return 0;
+}
+
+static void drain_eventfd(spg_ring *r)
+{
+    uint64_t counter;
+    if (r->efd >= 0) {
+        while (read(r->efd, &counter, sizeof(counter)) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+static int reap_into(spg_ring *r, uint64_t *ud, int32_t *res, uint32_t *flags, int max)
+{
+    struct io_uring_cqe *cqes[64];
+    int total = 0;
+    while (total < max) {
+        unsigned want = (unsigned)(max - total);
+        unsigned got, i;
+        if (want > 64)
+            want = 64;
+        got = io_uring_peek_batch_cqe(&r->ring, cqes, want);
+        if (!got)
+            break;
+        for (i = 0; i < got; i++) {
+            ud[total + i] = cqes[i]->user_data;
+            res[total + i] = cqes[i]->res;
+            flags[total + i] = cqes[i]->flags;
+        }
+        io_uring_cq_advance(&r->ring, got);
+        total += (int)got;
+    }
+    return total;
+}
+
+int spg_reap(spg_ring *r, uint64_t *ud, int32_t *res, uint32_t *flags, int max)
+{
+    drain_eventfd(r);
+    return reap_into(r, ud, res, flags, max);
+}
+
+int spg_flush(spg_ring *r, uint64_t *ud, int32_t *res, uint32_t *flags, int max, int *submit_ret)
+{
+    int n, quiet = r->efd >= 0 && io_uring_cq_eventfd_toggle(&r->ring, false) == 0;
+    *submit_ret = io_uring_sq_ready(&r->ring) ? submit_retrying(r) : 0;
+    n = reap_into(r, ud, res, flags, max);
+    if (quiet) {
+        io_uring_cq_eventfd_toggle(&r->ring, true);
+        /* A CQE posted while the eventfd was off signalled nothing: look again. */
+        n += reap_into(r, ud + n, res + n, flags + n, max - n);
+    }
+    return n;
+}
+
+/* Wait (GIL released by cffi) for at least one CQE; timeout_ns < 0 waits
+ * forever.  Returns 0, -ETIME on timeout, -EINTR if a signal arrived, or
+ * another -errno.  Submits anything queued first. */
+int spg_wait(spg_ring *r, long long timeout_ns)
+{
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts;
+    int ret;
+    if (timeout_ns < 0) {
+        r->submit_calls++;
+        ret = io_uring_submit_and_wait(&r->ring, 1);
+        return ret < 0 ? ret : 0;
+    }
+    ts.tv_sec = timeout_ns / 1000000000LL;
+    ts.tv_nsec = timeout_ns % 1000000000LL;
+    r->submit_calls++;
+    ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+    return ret < 0 ? ret : 0;
+}
+
+/* Memory for O_DIRECT: aligned, not zeroed. */
+void *spg_aligned_alloc(size_t size)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, size ? size : 1))
+        return NULL;
+    return p;
+}
+
+void spg_aligned_free(void *p) { free(p); }
+
+size_t spg_statx_size(void) { return sizeof(struct statx); }
+
+/* Flatten a struct statx into os.stat_result's 19-field order. */
+void spg_statx_fields(const void *buf, int64_t *out)
+{
+    const struct statx *s = (const struct statx *)buf;
+    out[0] = s->stx_mode;
+    out[1] = (int64_t)s->stx_ino;
+    out[2] = (int64_t)makedev(s->stx_dev_major, s->stx_dev_minor);
+    out[3] = s->stx_nlink;
+    out[4] = s->stx_uid;
+    out[5] = s->stx_gid;
+    out[6] = (int64_t)s->stx_size;
+    out[7] = s->stx_atime.tv_sec;
+    out[8] = s->stx_atime.tv_nsec;
+    out[9] = s->stx_mtime.tv_sec;
+    out[10] = s->stx_mtime.tv_nsec;
+    out[11] = s->stx_ctime.tv_sec;
+    out[12] = s->stx_ctime.tv_nsec;
+    out[13] = s->stx_blksize;
+    out[14] = (int64_t)s->stx_blocks;
+    out[15] = (int64_t)makedev(s->stx_rdev_major, s->stx_rdev_minor);
+}

@@ -1,0 +1,488 @@
+"""A typed wrapper around one io_uring instance: the only user of ``lib``.
+
+Theory of operation
+-------------------
+A `Ring` owns one kernel ring and a table ``user_data -> (entry, keep)``.
+
+* ``entry`` is whatever the caller wants back when the op completes (a
+  future, a batch slot); ``keep`` holds every buffer and path whose address
+  went into the SQE.  The pair leaves the table only when the op's CQE is
+  reaped, so memory handed to the kernel stays alive until the kernel is done
+  with it, whatever happened to the caller in the meantime (cancelled,
+  timed out, loop closed).
+* ``user_data`` is a 64-bit counter that only grows, so an id is never reused
+  while an op could still complete (2**64 ops would take millennia).
+* `cancel` swaps an op's entry for an `Orphan` and queues
+  IORING_OP_ASYNC_CANCEL.  The op still ends with exactly one CQE, which the
+  orphan consumes (closing an fd that an open produced too late, say) and the
+  caller never sees.
+* Completions are delivered to the ``sink`` given at construction, one call
+  per CQE, from `flush` (submit + inline reap) and `reap` (after the eventfd
+  fired).  Orphans are handled here and never reach the sink.
+* One thread owns the ring (liburing allows a single submitter): every
+  method that touches the SQ or CQ checks the calling thread and raises
+  `RuntimeError` otherwise.  `adopt` moves ownership when nothing is in
+  flight.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from ._uring import ffi, lib
+
+__all__ = [
+    "Buffer",
+    "Orphan",
+    "Ring",
+    "RingSetupError",
+    "aligned_buffer",
+    "buffer",
+    "buffer_bytes",
+    "os_error",
+    "path_arg",
+    "readable_buffer",
+    "stat_result_from_statx",
+    "statx_buffer",
+    "writable_buffer",
+]
+
+Buffer = Any  # a cffi ``char[]`` / ``char *`` cdata
+Sink = Callable[[Any, int], None]
+
+# Opcode numbers from the kernel ABI (include/uapi/linux/io_uring.h).
+OPCODES: Final[dict[str, int]] = {
+    "NOP": 0,
+    "FSYNC": 3,
+    "POLL_ADD": 6,
+    "ASYNC_CANCEL": 14,
+    "FALLOCATE": 17,
+    "OPENAT": 18,
+    "CLOSE": 19,
+    "STATX": 21,
+    "READ": 22,
+    "WRITE": 23,
+    "MSG_RING": 40,
+    "RENAMEAT": 35,
+    "UNLINKAT": 36,
+    "MKDIRAT": 37,
+    "SYMLINKAT": 38,
+    "LINKAT": 39,
+    "FTRUNCATE": 55,
+}
+
+IORING_FSYNC_DATASYNC: Final = 1
+AT_FDCWD: Final = -100
+AT_REMOVEDIR: Final = 0x200
+AT_SYMLINK_NOFOLLOW: Final = 0x100
+AT_EMPTY_PATH: Final = 0x1000
+STATX_BASIC_STATS: Final = 0x7FF
+CURRENT_POSITION: Final = 2**64 - 1  # offset -1: "use and advance the file position"
+
+_REAP_BATCH: Final = 256
+_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+_aligned_alloc = ffi.new_allocator(
+    alloc=lib.spg_aligned_alloc, free=lib.spg_aligned_free, should_clear_after_alloc=False
+)
+_STATX_SIZE: Final = int(lib.spg_statx_size())
+
+# Buffers of ops that were still in the kernel when their ring had to be
+# destroyed anyway.  They are never freed: the kernel may still write them.
+_abandoned_buffers: list[object] = []
+
+
+class RingSetupError(OSError):
+    """io_uring_setup failed; ``errno`` says why (ENOSYS, EPERM, ENOMEM...)."""
+
+
+class Orphan:
+    """The entry of an op whose caller has gone away.
+
+    Its CQE is consumed here; ``on_result`` (if any) gets the raw result, e.g.
+    to close an fd that an open returned after its caller was cancelled.
+    """
+
+    __slots__ = ("on_result",)
+
+    def __init__(self, on_result: Callable[[int], None] | None = None) -> None:
+        self.on_result = on_result
+
+
+_INTERNAL = Orphan()
+
+
+def os_error(res: int, filename: object = None, filename2: object = None) -> OSError:
+    """Map a negative CQE result to the matching ``OSError`` subclass."""
+    code = -res
+    if filename2 is not None:
+        return OSError(code, os.strerror(code), filename, None, filename2)
+    if filename is not None:
+        return OSError(code, os.strerror(code), filename)
+    return OSError(code, os.strerror(code))
+
+
+def buffer(size: int) -> Buffer:
+    """Uninitialised memory for the kernel to fill."""
+    return _alloc("char[]", size)
+
+
+def aligned_buffer(size: int) -> Buffer:
+    """4096-aligned, uninitialised memory (what O_DIRECT needs)."""
+    return _aligned_alloc("char[]", size)
+
+
+def buffer_bytes(buf: Buffer, length: int) -> bytes:
+    """Copy the first ``length`` bytes of ``buf`` out as ``bytes``."""
+    return ffi.buffer(buf, length)[:]
+
+
+def buffer_view(buf: Buffer, length: int) -> memoryview:
+    """A writable memoryview over ``buf`` (no copy)."""
+    return memoryview(ffi.buffer(buf, length))
+
+
+def writable_buffer(obj: Any) -> Buffer:
+    """A pointer into ``obj`` for the kernel to write; holds a buffer export.
+
+    While the returned cdata lives, a ``bytearray`` cannot be resized
+    (`BufferError`), so the kernel never writes into freed memory.
+
+    :raises TypeError: ``obj`` is read-only (``bytes``) or not a buffer.
+    """
+    return ffi.from_buffer("char[]", obj, require_writable=True)
+
+
+def readable_buffer(obj: Any) -> Buffer:
+    """A pointer into ``obj`` for the kernel to read; holds a buffer export."""
+    return ffi.from_buffer("char[]", obj)
+
+
+def path_arg(path: bytes) -> Buffer:
+    """A NUL-terminated copy of ``path`` that the kernel can read."""
+    return ffi.new("char[]", path)
+
+
+def statx_buffer() -> Buffer:
+    return ffi.new("char[]", _STATX_SIZE)
+
+
+def stat_result_from_statx(buf: Buffer) -> os.stat_result:
+    """Build the familiar ``os.stat_result`` from a filled ``struct statx``."""
+    out = ffi.new("int64_t[16]")
+    lib.spg_statx_fields(buf, out)
+    (mode, ino, dev, nlink, uid, gid, size, a_s, a_ns, m_s, m_ns, c_s, c_ns, blksize, blocks, rdev) = (
+        ffi.unpack(out, 16)
+    )
+    a_total, m_total, c_total = a_s * 10**9 + a_ns, m_s * 10**9 + m_ns, c_s * 10**9 + c_ns
+    return os.stat_result(
+        (
+            mode, ino, dev, nlink, uid, gid, size, a_s, m_s, c_s,
+            a_total / 1e9, m_total / 1e9, c_total / 1e9,
+            a_total, m_total, c_total,
+            blksize, blocks, rdev,
+        )
+    )  # fmt: skip
+
+
+class Ring:
+    """One io_uring instance, its op table, and its completions.
+
+    :param entries: SQ size (rounded up to a power of two by the kernel).
+    :param sink: called as ``sink(entry, result)`` for each completed op whose
+        entry is not an `Orphan`, on the owning thread, from `flush`/`reap`.
+    :param cq_entries: CQ size; defaults to four times ``entries``.
+    :raises RingSetupError: the kernel refused to create the ring.
+    """
+
+    def __init__(self, entries: int, sink: Sink, *, cq_entries: int = 0) -> None:
+        err = ffi.new("int *")
+        ptr = lib.spg_ring_create(entries, cq_entries or entries * 4, 0, err)
+        if ptr == ffi.NULL:
+            code = -err[0]
+            raise RingSetupError(code, f"io_uring_setup failed: {os.strerror(code)}")
+        self._ptr: Any = ptr
+        self._sink = sink
+        self._ops: dict[int, tuple[Any, object]] = {}
+        self._next_ud = 1
+        self._owner = threading.get_ident()
+        self._ud = ffi.new("uint64_t[]", _REAP_BATCH)
+        self._res = ffi.new("int32_t[]", _REAP_BATCH)
+        self._flags = ffi.new("uint32_t[]", _REAP_BATCH)
+        self._submit_ret = ffi.new("int *")
+        self._eventfd = -1
+        self._supported = self._probe()
+        self.ops_started = 0
+        self.ops_completed = 0
+        self.ops_cancelled = 0
+
+    # -- facts -----------------------------------------------------------
+
+    def _probe(self) -> frozenset[int]:
+        table = ffi.new("unsigned char[]", 256)
+        if lib.spg_probe(self._ptr, table, 256) < 0:
+            return frozenset()
+        return frozenset(i for i in range(256) if table[i])
+
+    def supports(self, opcode: str) -> bool:
+        """Whether the running kernel has IORING_OP_<opcode> (from the probe)."""
+        return OPCODES[opcode] in self._supported
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
+    @property
+    def fd(self) -> int:
+        return int(lib.spg_ring_fd(self._ptr))
+
+    @property
+    def in_flight(self) -> int:
+        """Ops queued or in the kernel, including cancels not yet completed."""
+        return len(self._ops)
+
+    @property
+    def submit_calls(self) -> int:
+        return int(lib.spg_submit_calls(self._ptr)) if self._ptr is not None else 0
+
+    def sizes(self) -> tuple[int, int]:
+        return int(lib.spg_sq_entries(self._ptr)), int(lib.spg_cq_entries(self._ptr))
+
+    def enable_eventfd(self) -> int:
+        """Register a non-blocking eventfd that becomes readable on completions."""
+        fd = int(lib.spg_ring_enable_eventfd(self._ptr))
+        if fd < 0:
+            raise os_error(fd)
+        self._eventfd = fd
+        return fd
+
+    # -- ownership -------------------------------------------------------
+
+    def _check_owner(self) -> None:
+        if threading.get_ident() != self._owner:
+            raise RuntimeError(
+                "this io_uring belongs to another thread; only the thread that owns a ring may "
+                "submit to it or reap it (use that thread's event loop, or spargio.boundary)"
+            )
+        if self._ptr is None:
+            raise RuntimeError("this io_uring is closed")
+
+    def adopt(self) -> None:
+        """Make the calling thread the owner; only allowed with nothing in flight."""
+        if self._ops:
+            raise RuntimeError("cannot move a ring with ops in flight to another thread")
+        self._owner = threading.get_ident()
+
+    # -- submission ------------------------------------------------------
+
+    def _queued(self, rc: int, ud: int, entry: Any, keep: object) -> int:
+        """Book an op that C just prepped (rc == 0) or retry after reaping (-EBUSY)."""
+        if rc:
+            raise os_error(rc)
+        self._next_ud = ud + 1
+        self._ops[ud] = (entry, keep)
+        self.ops_started += 1
+        return ud
+
+    def _room(self) -> None:
+        """The SQ stayed full after a submit: the kernel wants us to reap first."""
+        self.reap()
+        if lib.spg_submit(self._ptr) < 0:
+            self.reap()
+
+    def _prep(self, prep: Callable[..., int], args: tuple[Any, ...], entry: Any, keep: object) -> int:
+        self._check_owner()
+        ud = self._next_ud
+        rc = prep(self._ptr, *args, ud)
+        if rc == -_errno.EBUSY:
+            self._room()
+            rc = prep(self._ptr, *args, ud)
+        return self._queued(rc, ud, entry, keep)
+
+    def prep_nop(self, entry: Any) -> int:
+        return self._prep(lib.spg_prep_nop, (), entry, None)
+
+    def prep_read(self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int:
+        """Queue a read of ``length`` bytes into ``buf``; offset -1 = file position."""
+        self._check_owner()
+        ud = self._next_ud
+        rc = lib.spg_prep_read(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        if rc == -_errno.EBUSY:
+            self._room()
+            rc = lib.spg_prep_read(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        return self._queued(rc, ud, entry, keep if keep is not None else buf)
+
+    def prep_write(self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int:
+        """Queue a write of ``length`` bytes from ``buf``; offset -1 = file position."""
+        self._check_owner()
+        ud = self._next_ud
+        rc = lib.spg_prep_write(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        if rc == -_errno.EBUSY:
+            self._room()
+            rc = lib.spg_prep_write(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        return self._queued(rc, ud, entry, keep if keep is not None else buf)
+
+    def prep_rw_many(
+        self,
+        write: bool,
+        fds: Sequence[int],
+        bufs: Sequence[Buffer],
+        lengths: Sequence[int],
+        offsets: Sequence[int],
+        entries: Sequence[Any],
+        keep: object,
+    ) -> int:
+        """Queue ``len(fds)`` reads or writes in one crossing; returns the first user_data.
+
+        ``entries[i]`` gets op *i*'s result.  ``keep`` is held until the last
+        of them completes.
+        """
+        self._check_owner()
+        n = len(fds)
+        c_fds = ffi.new("int[]", list(fds))
+        c_bufs = ffi.new("char *[]", list(bufs))
+        c_lens = ffi.new("unsigned[]", list(lengths))
+        c_offs = ffi.new("uint64_t[]", [o & CURRENT_POSITION for o in offsets])
+        first = self._next_ud
+        done = 0
+        while done < n:
+            got = lib.spg_prep_rw_many(
+                self._ptr, int(write), n - done, c_fds + done, c_bufs + done, c_lens + done, c_offs + done, first + done
+            )
+            for i in range(done, done + got):
+                self._ops[first + i] = (entries[i], keep)
+            done += got
+            if done < n:
+                self._room()
+        self._next_ud = first + n
+        self.ops_started += n
+        return first
+
+    def prep_fsync(self, fd: int, datasync: bool, entry: Any) -> int:
+        return self._prep(lib.spg_prep_fsync, (fd, IORING_FSYNC_DATASYNC if datasync else 0), entry, None)
+
+    def prep_openat(self, dfd: int, path: Buffer, flags: int, mode: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_openat, (dfd, path, flags, mode), entry, path)
+
+    def prep_close(self, fd: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_close, (fd,), entry, None)
+
+    def prep_statx(self, dfd: int, path: Buffer, flags: int, out: Buffer, entry: Any) -> int:
+        return self._prep(lib.spg_prep_statx, (dfd, path, flags, STATX_BASIC_STATS, out), entry, (path, out))
+
+    def prep_renameat(self, old: Buffer, new: Buffer, entry: Any) -> int:
+        return self._prep(lib.spg_prep_renameat, (AT_FDCWD, old, AT_FDCWD, new, 0), entry, (old, new))
+
+    def prep_unlinkat(self, path: Buffer, flags: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_unlinkat, (AT_FDCWD, path, flags), entry, path)
+
+    def prep_mkdirat(self, path: Buffer, mode: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_mkdirat, (AT_FDCWD, path, mode), entry, path)
+
+    def prep_linkat(self, old: Buffer, new: Buffer, flags: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_linkat, (AT_FDCWD, old, AT_FDCWD, new, flags), entry, (old, new))
+
+    def prep_symlinkat(self, target: Buffer, link: Buffer, entry: Any) -> int:
+        return self._prep(lib.spg_prep_symlinkat, (target, AT_FDCWD, link), entry, (target, link))
+
+    def prep_fallocate(self, fd: int, mode: int, offset: int, length: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_fallocate, (fd, mode, offset, length), entry, None)
+
+    def prep_ftruncate(self, fd: int, length: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_ftruncate, (fd, length), entry, None)
+
+    def prep_poll_add(self, fd: int, mask: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_poll_add, (fd, mask), entry, None)
+
+    def prep_msg_ring(self, target_fd: int, res: int, data: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_msg_ring, (target_fd, res, data), entry, None)
+
+    def cancel(self, ud: int, on_result: Callable[[int], None] | None = None) -> bool:
+        """Ask the kernel to cancel op ``ud``; its eventual result goes to ``on_result``.
+
+        The op's buffers stay in the table until its own CQE arrives.  Returns
+        False if the op had already completed.
+        """
+        slot = self._ops.get(ud)
+        if slot is None or slot[0].__class__ is Orphan:
+            return False
+        self._ops[ud] = (Orphan(on_result), slot[1])
+        self.ops_cancelled += 1
+        self._prep(lib.spg_prep_cancel, (ud,), _INTERNAL, None)
+        return True
+
+    # -- completion ------------------------------------------------------
+
+    def _dispatch(self, n: int) -> None:
+        ops, sink, uds, res = self._ops, self._sink, self._ud, self._res
+        for i in range(n):
+            entry, _keep = ops.pop(uds[i])
+            self.ops_completed += 1
+            if entry.__class__ is Orphan:
+                if entry.on_result is not None:
+                    entry.on_result(res[i])
+            else:
+                sink(entry, res[i])
+
+    def flush(self) -> None:
+        """Submit everything queued, then deliver what completed inline."""
+        self._check_owner()
+        n = lib.spg_flush(self._ptr, self._ud, self._res, self._flags, _REAP_BATCH, self._submit_ret)
+        self._dispatch(n)
+        if n == _REAP_BATCH:
+            self.reap()
+        rc = self._submit_ret[0]
+        if rc < 0 and rc != -_errno.EBUSY and rc != -_errno.EAGAIN:
+            raise os_error(rc)
+
+    def reap(self) -> None:
+        """Deliver every completion waiting in the CQ (clears the eventfd)."""
+        self._check_owner()
+        while True:
+            n = lib.spg_reap(self._ptr, self._ud, self._res, self._flags, _REAP_BATCH)
+            self._dispatch(n)
+            if n < _REAP_BATCH:
+                return
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block (GIL released) until a completion is ready; False on timeout."""
+        self._check_owner()
+        rc = lib.spg_wait(self._ptr, -1 if timeout is None else int(timeout * 1e9))
+        return rc == 0 or rc == -_errno.EINTR
+
+    # -- shutdown --------------------------------------------------------
+
+    def close(self, timeout: float = 2.0) -> int:
+        """Cancel every op in flight, wait for their CQEs, then destroy the ring.
+
+        The sink is not called any more once this starts: entries of ops
+        still in flight are orphaned.  Ops the kernel has not finished after
+        ``timeout`` seconds keep their buffers forever (the kernel could still
+        write to them).  Returns the number of such ops.
+        """
+        if self._ptr is None:
+            return 0
+        self._owner = threading.get_ident()
+        for ud, (entry, _keep) in list(self._ops.items()):
+            if entry.__class__ is not Orphan:
+                self.cancel(ud)
+        deadline = time.monotonic() + timeout
+        while self._ops:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            lib.spg_submit(self._ptr)
+            self.wait(min(remaining, 0.1))
+            self.reap()
+        stragglers = len(self._ops)
+        if stragglers:
+            _abandoned_buffers.extend(keep for _entry, keep in self._ops.values())
+        self._ops.clear()
+        lib.spg_ring_destroy(self._ptr)
+        self._ptr = None
+        return stragglers
+

@@ -1,0 +1,7 @@
+"""Helpers for testing code that uses spargio."""
+
+from __future__ import annotations
+
+from ._books import Books as Books, open_fds as open_fds
+
+__all__ = ["Books", "open_fds"]

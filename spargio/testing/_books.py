@@ -1,0 +1,75 @@
+"""Books that must balance: ops submitted == completed, fds opened == closed.
+
+``Books.take()`` snapshots the process; ``Books.check()`` (after the test)
+raises `AssertionError` naming what did not balance: ops still in flight on
+any loop ring, ops started but not completed, or file descriptors that were
+opened and not closed.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass, field
+
+from .._backend import loop_ios
+
+__all__ = ["Books", "open_fds"]
+
+
+def open_fds() -> set[int]:
+    """The fds this process has open now."""
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def _ring_counts() -> tuple[int, int, int]:
+    started = completed = in_flight = 0
+    for io in loop_ios():
+        ring = getattr(io, "ring", None)
+        if ring is not None:
+            started += ring.ops_started
+            completed += ring.ops_completed
+            in_flight += io.in_flight
+        else:
+            in_flight += io.in_flight
+    return started, completed, in_flight
+
+
+@dataclass
+class Books:
+    fds: set[int] = field(default_factory=set)
+
+    @classmethod
+    def take(cls) -> Books:
+        return cls(fds=open_fds())
+
+    def check(self, *, ignore_fds: set[int] | None = None) -> None:
+        gc.collect()
+        problems = []
+        started, completed, in_flight = _ring_counts()
+        if in_flight:
+            problems.append(f"{in_flight} ops still in flight")
+        if started != completed:
+            problems.append(f"ops started ({started}) != ops completed ({completed})")
+        leaked = open_fds() - self.fds - (ignore_fds or set())
+        leaked = {fd for fd in leaked if not _is_ring_fd(fd)}
+        if leaked:
+            problems.append(f"fds opened and not closed: {sorted(leaked)} -> {[_describe(fd) for fd in sorted(leaked)]}")
+        if problems:
+            raise AssertionError("books do not balance: " + "; ".join(problems))
+
+
+def _describe(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
+
+
+def _is_ring_fd(fd: int) -> bool:
+    """Rings and their eventfds of loops that are still alive are not leaks."""
+    target = _describe(fd)
+    live = {getattr(io, "_eventfd", -1) for io in loop_ios()} | {
+        io.ring.fd for io in loop_ios() if getattr(io, "ring", None) is not None and not io.ring.closed
+    }
+    return fd in live and target.startswith("anon_inode:")
