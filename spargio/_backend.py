@@ -85,6 +85,7 @@ _requested: Requested | None = None
 _ring_entries = DEFAULT_RING_ENTRIES
 _info: BackendInfo | None = None
 _ios: dict[int, IO] = {}
+_get_running_loop = asyncio.get_running_loop
 
 
 def configure(*, backend: Requested | None = None, ring_entries: int | None = None) -> BackendInfo:
@@ -197,9 +198,11 @@ def current_io() -> IO:
 
     :raises RuntimeError: no event loop is running in this thread.
     """
-    loop = asyncio.get_running_loop()
+    loop = _get_running_loop()
     io = _ios.get(id(loop))
-    if io is not None and io.loop is loop and not io.closed:
+    # An entry is removed when its loop is garbage collected (weakref.finalize),
+    # so an id found here is this loop's, never a dead loop's reused id.
+    if io is not None and not io.closed:
         return io
     return _new_io(loop)
 

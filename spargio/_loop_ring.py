@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LoopRing"]
 
+_alloc = _native.raw_allocator
+_unpack = _native.ffi.unpack
+
 _WRITE_CANCEL_NOTE = (
     "spargio: a write was cancelled while in flight; the kernel may or may not have written it "
     "(its outcome is unknown)"
@@ -93,7 +96,7 @@ class LoopRing:
         self._eventfd = self.ring.enable_eventfd()
         loop.add_reader(self._eventfd, self._on_eventfd)
         self._flush_pending = False
-        self._closed = False
+        self.closed = False
         self._shutdown_hook = self._install_shutdown_hook()
         self._finalizer = weakref.finalize(loop, LoopRing._close_ring, self.ring)
 
@@ -102,10 +105,6 @@ class LoopRing:
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop_ref()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def in_flight(self) -> int:
@@ -143,7 +142,7 @@ class LoopRing:
 
     def _schedule_flush(self) -> asyncio.AbstractEventLoop:
         loop = self._loop_ref()
-        if self._closed or loop is None:
+        if self.closed or loop is None:
             raise ClosedError("this event loop's io_uring is closed")
         if not self._flush_pending:
             self._flush_pending = True
@@ -173,9 +172,9 @@ class LoopRing:
 
     def close(self) -> None:
         """Cancel what is in flight, wait for its CQEs, destroy the ring."""
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         loop = self._loop_ref()
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self._eventfd)
@@ -185,8 +184,14 @@ class LoopRing:
     # -- data ------------------------------------------------------------
 
     async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
-        buf = _native.aligned_buffer(length) if aligned else _native.buffer(length)
-        fut = self._future()
+        buf = _native.aligned_buffer(length) if aligned else _alloc("char[]", length)
+        loop = self._loop_ref()
+        if self.closed or loop is None:
+            raise ClosedError("this event loop's io_uring is closed")
+        if not self._flush_pending:
+            self._flush_pending = True
+            loop.call_soon(self._flush)
+        fut = loop.create_future()
         ud = self.ring.prep_read(fd, buf, length, offset, fut)
         try:
             res = await fut
@@ -195,7 +200,7 @@ class LoopRing:
             raise
         if res < 0:
             raise os_error(res)
-        return _native.buffer_bytes(buf, res)
+        return _unpack(buf, res)
 
     async def readinto(self, fd: int, target: Any, offset: int) -> int:
         buf = _native.writable_buffer(target)

@@ -60,7 +60,7 @@ def _pwrite_aligned(fd: int, data: Any, offset: int) -> int:
             chunk.release()
 
 
-def _open(path: bytes, flags: int, mode: int) -> int:
+def _open(path: str, flags: int, mode: int) -> int:
     return os.open(path, flags | os.O_CLOEXEC, mode)
 
 
@@ -68,7 +68,7 @@ def _fsync(fd: int, datasync: bool) -> None:
     (os.fdatasync if datasync else os.fsync)(fd)
 
 
-def _stat(path: bytes | None, fd: int, follow_symlinks: bool) -> os.stat_result:
+def _stat(path: str | None, fd: int, follow_symlinks: bool) -> os.stat_result:
     if path is None:
         return os.fstat(fd)
     return os.stat(path, follow_symlinks=follow_symlinks)
@@ -78,6 +78,11 @@ def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     if mode:
         raise OSError(95, "fallocate modes other than 0 need the io_uring backend")
     os.posix_fallocate(fd, offset, length)
+
+
+def _name(path: bytes | None) -> str | None:
+    """Paths travel as bytes; errors should name them as ``os`` does (str)."""
+    return None if path is None else os.fsdecode(path)
 
 
 class ThreadIO:
@@ -150,7 +155,7 @@ class ThreadIO:
         await self._call(os.ftruncate, fd, length)
 
     async def open(self, path: bytes, flags: int, mode: int) -> int:
-        result: int = await self._call(_open, path, flags, mode)
+        result: int = await self._call(_open, os.fsdecode(path), flags, mode)
         return result
 
     async def close_fd(self, fd: int) -> None:
@@ -164,26 +169,26 @@ class ThreadIO:
             pass
 
     async def stat(self, path: bytes | None, fd: int = -1, follow_symlinks: bool = True) -> os.stat_result:
-        result: os.stat_result = await self._call(_stat, path, fd, follow_symlinks)
+        result: os.stat_result = await self._call(_stat, _name(path), fd, follow_symlinks)
         return result
 
     async def rename(self, old: bytes, new: bytes) -> None:
-        await self._call(os.rename, old, new)
+        await self._call(os.rename, os.fsdecode(old), os.fsdecode(new))
 
     async def unlink(self, path: bytes) -> None:
-        await self._call(os.unlink, path)
+        await self._call(os.unlink, os.fsdecode(path))
 
     async def rmdir(self, path: bytes) -> None:
-        await self._call(os.rmdir, path)
+        await self._call(os.rmdir, os.fsdecode(path))
 
     async def mkdir(self, path: bytes, mode: int) -> None:
-        await self._call(os.mkdir, path, mode)
+        await self._call(os.mkdir, os.fsdecode(path), mode)
 
     async def link(self, src: bytes, dst: bytes, follow_symlinks: bool) -> None:
-        await self._call(lambda: os.link(src, dst, follow_symlinks=follow_symlinks))
+        await self._call(lambda: os.link(os.fsdecode(src), os.fsdecode(dst), follow_symlinks=follow_symlinks))
 
     async def symlink(self, target: bytes, link: bytes) -> None:
-        await self._call(os.symlink, target, link)
+        await self._call(os.symlink, os.fsdecode(target), os.fsdecode(link))
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await run_blocking(fn, *args)

@@ -42,6 +42,7 @@ from ._args import MAX_CHUNK, check_length, check_offset, data_view
 
 __all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "read_all", "write_all"]
 
+_MAX_OFFSET = _args.MAX_OFFSET
 _READ_GUESS = 64 * 1024
 _LINE_CHUNK = 64 * 1024
 
@@ -278,11 +279,18 @@ class AsyncFile:
         :raises io.UnsupportedOperation: the file is a stream.
         :return: fewer bytes than ``size`` only at EOF; ``b""`` past it.
         """
-        offset = check_offset(offset)
-        size = check_length(size)
-        self._check_readable()
-        self._check_seekable("read_at")
-        return await read_exact(self._fd, size, offset, direct=self._direct)
+        if type(offset) is not int or offset < 0 or offset > _MAX_OFFSET:
+            offset = check_offset(offset)
+        if type(size) is not int or size < 0 or size > MAX_CHUNK:
+            size = check_length(size)
+            if size > MAX_CHUNK:
+                self._check_readable()
+                self._check_seekable("read_at")
+                return await read_exact(self._fd, size, offset, direct=self._direct)
+        if self._closed or not self._readable or not self._seekable:
+            self._check_readable()
+            self._check_seekable("read_at")
+        return await current_io().read(self._fd, size, offset, self._direct)
 
     async def readinto_at(self, offset: int, buffer: Any) -> int:
         """Read into ``buffer`` at ``offset`` without moving the file position."""

@@ -44,6 +44,8 @@ __all__ = [
     "aligned_buffer",
     "buffer",
     "buffer_bytes",
+    "ffi",
+    "raw_allocator",
     "os_error",
     "path_arg",
     "readable_buffer",
@@ -85,7 +87,11 @@ STATX_BASIC_STATS: Final = 0x7FF
 CURRENT_POSITION: Final = 2**64 - 1  # offset -1: "use and advance the file position"
 
 _REAP_BATCH: Final = 256
+_get_ident = threading.get_ident
+_prep_read = lib.spg_prep_read
+_prep_write = lib.spg_prep_write
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
+raw_allocator = _alloc  # ``raw_allocator("char[]", n)``: uninitialised memory, freed with its cdata
 _aligned_alloc = ffi.new_allocator(
     alloc=lib.spg_aligned_alloc, free=lib.spg_aligned_free, should_clear_after_alloc=False
 )
@@ -308,23 +314,35 @@ class Ring:
 
     def prep_read(self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int:
         """Queue a read of ``length`` bytes into ``buf``; offset -1 = file position."""
-        self._check_owner()
+        if _get_ident() != self._owner or self._ptr is None:
+            self._check_owner()
         ud = self._next_ud
-        rc = lib.spg_prep_read(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
-        if rc == -_errno.EBUSY:
+        rc = _prep_read(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        if rc:
+            if rc != -_errno.EBUSY:
+                raise os_error(rc)
             self._room()
-            rc = lib.spg_prep_read(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
-        return self._queued(rc, ud, entry, keep if keep is not None else buf)
+            return self.prep_read(fd, buf, length, offset, entry, keep)
+        self._next_ud = ud + 1
+        self._ops[ud] = (entry, buf if keep is None else keep)
+        self.ops_started += 1
+        return ud
 
     def prep_write(self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int:
         """Queue a write of ``length`` bytes from ``buf``; offset -1 = file position."""
-        self._check_owner()
+        if _get_ident() != self._owner or self._ptr is None:
+            self._check_owner()
         ud = self._next_ud
-        rc = lib.spg_prep_write(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
-        if rc == -_errno.EBUSY:
+        rc = _prep_write(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        if rc:
+            if rc != -_errno.EBUSY:
+                raise os_error(rc)
             self._room()
-            rc = lib.spg_prep_write(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
-        return self._queued(rc, ud, entry, keep if keep is not None else buf)
+            return self.prep_write(fd, buf, length, offset, entry, keep)
+        self._next_ud = ud + 1
+        self._ops[ud] = (entry, buf if keep is None else keep)
+        self.ops_started += 1
+        return ud
 
     def prep_rw_many(
         self,
@@ -418,15 +436,17 @@ class Ring:
     # -- completion ------------------------------------------------------
 
     def _dispatch(self, n: int) -> None:
-        ops, sink, uds, res = self._ops, self._sink, self._ud, self._res
-        for i in range(n):
-            entry, _keep = ops.pop(uds[i])
-            self.ops_completed += 1
+        if not n:
+            return
+        ops, sink = self._ops, self._sink
+        self.ops_completed += n
+        for ud, res in zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n)):
+            entry, _keep = ops.pop(ud)
             if entry.__class__ is Orphan:
                 if entry.on_result is not None:
-                    entry.on_result(res[i])
+                    entry.on_result(res)
             else:
-                sink(entry, res[i])
+                sink(entry, res)
 
     def flush(self) -> None:
         """Submit everything queued, then deliver what completed inline."""
