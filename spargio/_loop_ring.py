@@ -76,6 +76,21 @@ class _Batch:
             self.future.set_result(self.results)
 
 
+class _Guarded:
+    """The entry of an op whose result is a resource (an fd) to release if nobody takes it."""
+
+    __slots__ = ("future", "on_orphan")
+
+    def __init__(self, future: asyncio.Future[int], on_orphan: Callable[[int], None]) -> None:
+        self.future = future
+        self.on_orphan = on_orphan
+
+
+def _release_all(bufs: list[Any]) -> None:
+    for buf in bufs:
+        _native.release(buf)
+
+
 def _close_orphan_fd(res: int) -> None:
     if res >= 0:
         try:
@@ -126,8 +141,14 @@ class LoopRing:
         return agen
 
     def _complete(self, entry: Any, res: int) -> None:
-        if entry.__class__ is tuple:
+        cls = entry.__class__
+        if cls is tuple:
             entry[0].slot_done(entry[1], res)
+        elif cls is _Guarded:
+            if entry.future.done():  # cancelled before its CQE came: release the resource
+                entry.on_orphan(res)
+            else:
+                entry.future.set_result(res)
         elif not entry.done():
             entry.set_result(res)
 
@@ -152,16 +173,40 @@ class LoopRing:
     def _future(self) -> asyncio.Future[int]:
         return self._schedule_flush().create_future()
 
+    def _cancel(self, ud: int, on_orphan: Callable[[int], None] | None = None) -> None:
+        """Orphan op ``ud`` and send IORING_OP_ASYNC_CANCEL with the next flush."""
+        if self.closed:
+            return
+        if self.ring.cancel(ud, on_orphan) and not self._flush_pending:
+            loop = self._loop_ref()
+            if loop is not None and not loop.is_closed():
+                self._flush_pending = True
+                loop.call_soon(self._flush)
+
     async def _result(self, fut: asyncio.Future[int], ud: int, on_orphan: Callable[[int], None] | None = None) -> int:
+        """Await op ``ud``; if the caller is cancelled, cancel the op.
+
+        ``on_orphan`` receives the result of an op that completes after all
+        (or completed just before the cancellation reached the caller).
+        """
         try:
             return await fut
         except asyncio.CancelledError:
-            if not self.ring.closed:
-                self.ring.cancel(ud, on_orphan)
+            if on_orphan is not None and fut.done() and not fut.cancelled():
+                on_orphan(fut.result())
+            else:
+                self._cancel(ud, on_orphan)
             raise
 
-    async def _checked(self, fut: asyncio.Future[int], ud: int, filename: object = None, filename2: object = None) -> int:
-        res = await self._result(fut, ud)
+    async def _checked(
+        self, fut: asyncio.Future[int], ud: int, filename: object = None, filename2: object = None, note: str = ""
+    ) -> int:
+        try:
+            res = await self._result(fut, ud)
+        except asyncio.CancelledError as exc:
+            if note:
+                exc.add_note(note)
+            raise
         if res < 0:
             raise os_error(res, filename, filename2)
         return res
@@ -196,7 +241,7 @@ class LoopRing:
         try:
             res = await fut
         except asyncio.CancelledError:
-            self.ring.cancel(ud)
+            self._cancel(ud)
             raise
         if res < 0:
             raise os_error(res)
@@ -206,25 +251,38 @@ class LoopRing:
         buf = _native.writable_buffer(target)
         fut = self._future()
         ud = self.ring.prep_read(fd, buf, len(buf), offset, fut)
-        return await self._checked(fut, ud)
+        return await self._exported(fut, ud, buf, write=False)
 
     async def write(self, fd: int, data: BufferLike, offset: int, aligned: bool = False) -> int:
         if aligned:
             view = memoryview(data)
             buf = _native.aligned_buffer(view.nbytes)
             _native.buffer_view(buf, view.nbytes)[:] = view.cast("B")
-            length = view.nbytes
-        else:
-            buf = _native.readable_buffer(data)
-            length = len(buf)
+            fut = self._future()
+            ud = self.ring.prep_write(fd, buf, view.nbytes, offset, fut)
+            return await self._checked(fut, ud, note=_WRITE_CANCEL_NOTE)
+        buf = _native.readable_buffer(data)
         fut = self._future()
-        ud = self.ring.prep_write(fd, buf, length, offset, fut)
+        ud = self.ring.prep_write(fd, buf, len(buf), offset, fut)
+        return await self._exported(fut, ud, buf, write=True)
+
+    async def _exported(self, fut: asyncio.Future[int], ud: int, buf: Any, *, write: bool) -> int:
+        """Await an op on a buffer exported from a Python object, then release the export.
+
+        On cancel the export is released by the op's orphan, when its CQE
+        arrives and the kernel is done with the memory.
+        """
         try:
             res = await fut
         except asyncio.CancelledError as exc:
-            self.ring.cancel(ud)
-            exc.add_note(_WRITE_CANCEL_NOTE)
+            if self.closed or not self.ring.cancel_pending(ud):
+                _native.release(buf)
+            else:
+                self._cancel(ud, lambda _res: _native.release(buf))
+            if write:
+                exc.add_note(_WRITE_CANCEL_NOTE)
             raise
+        _native.release(buf)
         if res < 0:
             raise os_error(res)
         return res
@@ -252,19 +310,42 @@ class LoopRing:
         batch = _Batch(self._future(), n)  # type: ignore[arg-type]
         lengths = [len(b) for b in bufs]
         first = self.ring.prep_rw_many(True, fds, bufs, lengths, offsets, [(batch, i) for i in range(n)], bufs)
-        results = await self._batch_result(batch, first, n)
+        try:
+            results = await self._batch_result(batch, first, n, on_orphan=lambda _res, b=bufs: _release_all(b))
+        except asyncio.CancelledError as exc:
+            exc.add_note(_WRITE_CANCEL_NOTE)
+            raise
+        _release_all(bufs)
         for res in results:
             if res < 0:
                 raise os_error(res)
         return results
 
-    async def _batch_result(self, batch: _Batch, first: int, n: int) -> list[int]:
+    async def _batch_result(
+        self, batch: _Batch, first: int, n: int, on_orphan: Callable[[int], None] | None = None
+    ) -> list[int]:
+        """Await a batch; on cancel, cancel its ops still in flight.
+
+        ``on_orphan`` runs once, when the last cancelled op's CQE arrives (or
+        at once if none was still in flight).
+        """
         try:
             return await batch.future
         except asyncio.CancelledError:
-            if not self.ring.closed:
-                for ud in range(first, first + n):
-                    self.ring.cancel(ud)
+            pending = [] if self.closed else [ud for ud in range(first, first + n) if self.ring.cancel_pending(ud)]
+            if not pending:
+                if on_orphan is not None:
+                    on_orphan(0)
+                raise
+            countdown = [len(pending)]
+
+            def one_done(res: int) -> None:
+                countdown[0] -= 1
+                if countdown[0] == 0 and on_orphan is not None:
+                    on_orphan(res)
+
+            for ud in pending:
+                self._cancel(ud, one_done)
             raise
 
     async def fsync(self, fd: int, datasync: bool) -> None:
@@ -286,7 +367,8 @@ class LoopRing:
 
     async def open(self, path: bytes, flags: int, mode: int) -> int:
         fut = self._future()
-        ud = self.ring.prep_openat(_native.AT_FDCWD, _native.path_arg(path), flags | os.O_CLOEXEC, mode, fut)
+        entry = _Guarded(fut, _close_orphan_fd)
+        ud = self.ring.prep_openat(_native.AT_FDCWD, _native.path_arg(path), flags | os.O_CLOEXEC, mode, entry)
         res = await self._result(fut, ud, _close_orphan_fd)
         if res < 0:
             raise os_error(res, os.fsdecode(path))

@@ -21,6 +21,7 @@ import mmap
 import os
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ._blocking import executor, run_blocking
@@ -80,6 +81,11 @@ def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     os.posix_fallocate(fd, offset, length)
 
 
+def _close_result(job: Future[int]) -> None:
+    if not job.cancelled() and job.exception() is None:
+        os.close(job.result())
+
+
 def _name(path: bytes | None) -> str | None:
     """Paths travel as bytes; errors should name them as ``os`` does (str)."""
     return None if path is None else os.fsdecode(path)
@@ -114,9 +120,11 @@ class ThreadIO:
             loop.add_reader(fd, ready.set_result, None)
         except (PermissionError, ValueError, OSError):
             return  # a regular file or an fd epoll refuses: just read
+        self.in_flight += 1
         try:
             await ready
         finally:
+            self.in_flight -= 1
             loop.remove_reader(fd)
 
     async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
@@ -155,8 +163,16 @@ class ThreadIO:
         await self._call(os.ftruncate, fd, length)
 
     async def open(self, path: bytes, flags: int, mode: int) -> int:
-        result: int = await self._call(_open, os.fsdecode(path), flags, mode)
-        return result
+        """Open on the pool; if the caller is cancelled mid-open, the fd it yields is closed."""
+        job = executor().submit(_open, os.fsdecode(path), flags, mode)
+        self.in_flight += 1
+        try:
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            job.add_done_callback(_close_result)
+            raise
+        finally:
+            self.in_flight -= 1
 
     async def close_fd(self, fd: int) -> None:
         await self._call(os.close, fd)

@@ -49,6 +49,7 @@ __all__ = [
     "os_error",
     "path_arg",
     "readable_buffer",
+    "release",
     "stat_result_from_statx",
     "statx_buffer",
     "writable_buffer",
@@ -161,6 +162,16 @@ def writable_buffer(obj: Any) -> Buffer:
     :raises TypeError: ``obj`` is read-only (``bytes``) or not a buffer.
     """
     return ffi.from_buffer("char[]", obj, require_writable=True)
+
+
+def release(buf: Buffer) -> None:
+    """Drop a `writable_buffer`/`readable_buffer` export now (once the kernel is done).
+
+    Releasing explicitly matters: a cdata holding a memoryview export that is
+    left to the cycle collector (say, in a traceback's frame) can be torn down
+    after the memoryview it points into, which crashes CPython 3.11.
+    """
+    ffi.release(buf)
 
 
 def readable_buffer(obj: Any) -> Buffer:
@@ -418,6 +429,11 @@ class Ring:
 
     def prep_msg_ring(self, target_fd: int, res: int, data: int, entry: Any) -> int:
         return self._prep(lib.spg_prep_msg_ring, (target_fd, res, data), entry, None)
+
+    def cancel_pending(self, ud: int) -> bool:
+        """Whether op ``ud`` is still in flight and not already cancelled."""
+        slot = self._ops.get(ud)
+        return slot is not None and slot[0].__class__ is not Orphan
 
     def cancel(self, ud: int, on_result: Callable[[int], None] | None = None) -> bool:
         """Ask the kernel to cancel op ``ud``; its eventual result goes to ``on_result``.

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from ._books import Books as Books, open_fds as open_fds
+from ._settle import settle as settle
 
-__all__ = ["Books", "open_fds"]
+__all__ = ["Books", "open_fds", "settle"]
