@@ -1,0 +1,138 @@
+"""Backend choice and the thread fallback under a real seccomp block (row 20, 25)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import spargio
+
+WORKLOAD = """
+import asyncio, os, tempfile, warnings
+import spargio
+from spargio import fs
+
+async def main():
+    d = tempfile.mkdtemp()
+    p = os.path.join(d, "f")
+    await fs.write_bytes(p, b"hello fallback", fsync=True)
+    async with fs.open(p, "rb") as f:
+        assert await f.read_at(6, 100) == b"fallback"
+    assert await fs.read_bytes(p) == b"hello fallback"
+    await fs.remove(p)
+    os.rmdir(d)
+    info = spargio.backend_info()
+    print(info.name, "|", info.reason)
+"""
+
+
+def _run(prelude: str, body: str = WORKLOAD, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    code = textwrap.dedent(prelude) + textwrap.dedent(body)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**{k: v for k, v in os.environ.items() if k != "SPARGIO_BACKEND"}, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(("errno_name", "cause"), [("EPERM", "seccomp"), ("ENOSYS", "ENOSYS")])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_seccomp_block_falls_back_to_threads_with_one_warning(errno_name, cause, loop):
+    prelude = f"""
+        import errno
+        from spargio.testing import block_io_uring
+        block_io_uring(errno.{errno_name})
+        """
+    body = WORKLOAD.replace("asyncio.run", "asyncio.run")
+    if loop == "uvloop":
+        body = body + "\nimport uvloop\nuvloop.run(main())\n"
+    else:
+        body = body + "\nasyncio.run(main())\n"
+    proc = _run(prelude, body)
+    assert proc.returncode == 0, proc.stderr
+    name, reason = proc.stdout.strip().split(" | ")
+    assert name == "threads"
+    assert cause in reason
+    assert proc.stderr.count("BackendFallbackWarning") == 1, proc.stderr
+    assert cause in proc.stderr
+
+
+def test_requiring_io_uring_where_blocked_raises_with_the_cause():
+    prelude = """
+        import errno
+        from spargio.testing import block_io_uring
+        block_io_uring(errno.EPERM)
+        import spargio
+        try:
+            spargio.backend_info()
+        except spargio.BackendUnavailable as exc:
+            print("raised:", exc.errno == errno.EPERM, exc)
+        """
+    proc = _run(prelude, body="", env={"SPARGIO_BACKEND": "io_uring"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("raised: True")
+    assert "seccomp" in proc.stdout
+
+
+def test_environment_variable_forces_threads_without_warning():
+    proc = _run("", WORKLOAD + "\nasyncio.run(main())\n", env={"SPARGIO_BACKEND": "threads", "PYTHONWARNINGS": "error"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("threads | the threads backend was requested")
+
+
+def test_bad_backend_names_are_refused():
+    with pytest.raises(ValueError):
+        spargio.configure(backend="fast")  # type: ignore[arg-type]
+    proc = _run("import spargio\nspargio.backend_info()\n", body="", env={"SPARGIO_BACKEND": "bogus"})
+    assert proc.returncode != 0 and "SPARGIO_BACKEND" in proc.stderr
+
+
+def test_backend_info_on_this_machine():
+    info = spargio.configure(backend="auto")
+    assert info.name == "io_uring", f"this machine has io_uring; got {info}"
+    assert {"READ", "WRITE", "OPENAT", "ASYNC_CANCEL"} <= info.opcodes
+    assert info.kernel == os.uname().release
+
+
+@pytest.mark.parametrize("backend_name", ["io_uring", "threads"])
+def test_low_rlimit_nofile_gives_emfile_per_op_and_the_runtime_survives(backend_name):
+    """Row 25: with RLIMIT_NOFILE exhausted each open fails with EMFILE; closing fds recovers."""
+    prelude = f"""
+        import resource, os, errno, asyncio, tempfile
+        import spargio
+        from spargio import fs
+        spargio.configure(backend={backend_name!r})
+        """
+    body = """
+        async def main():
+            d = tempfile.mkdtemp()
+            p = os.path.join(d, "f")
+            await fs.write_bytes(p, b"x")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+            held = []
+            try:
+                while True:
+                    held.append(os.open(p, os.O_RDONLY))
+            except OSError:
+                pass
+            try:
+                await fs.open(p, "rb")
+            except OSError as exc:
+                print("open:", errno.errorcode[exc.errno])
+            os.close(held.pop())
+            os.close(held.pop())
+            assert await fs.read_bytes(p) == b"x"
+            for fd in held:
+                os.close(fd)
+            print("survived")
+        asyncio.run(main())
+        """
+    proc = _run(prelude, body)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["open:", "EMFILE", "survived"]
