@@ -86,6 +86,14 @@ class _Guarded:
         self.on_orphan = on_orphan
 
 
+def _aligned_copy(data: BufferLike) -> memoryview:
+    view = memoryview(data).cast("B")
+    buf = _native.aligned_buffer(view.nbytes)
+    out = _native.buffer_view(buf, view.nbytes)
+    out[:] = view
+    return out
+
+
 def _release_all(bufs: list[Any]) -> None:
     for buf in bufs:
         _native.release(buf)
@@ -287,11 +295,14 @@ class LoopRing:
             raise os_error(res)
         return res
 
-    async def read_many(self, fds: Sequence[int], offsets: Sequence[int], lengths: Sequence[int]) -> list[bytes]:
+    async def read_many(
+        self, fds: Sequence[int], offsets: Sequence[int], lengths: Sequence[int], aligned: bool = False
+    ) -> list[bytes]:
         n = len(fds)
         if n == 0:
             return []
-        bufs = [_native.buffer(length) for length in lengths]
+        make = _native.aligned_buffer if aligned else _native.buffer
+        bufs = [make(length) for length in lengths]
         batch = _Batch(self._future(), n)  # type: ignore[arg-type]
         first = self.ring.prep_rw_many(False, fds, bufs, lengths, offsets, [(batch, i) for i in range(n)], bufs)
         results = await self._batch_result(batch, first, n)
@@ -302,10 +313,14 @@ class LoopRing:
             out.append(_native.buffer_bytes(bufs[i], res))
         return out
 
-    async def write_many(self, fds: Sequence[int], offsets: Sequence[int], datas: Sequence[BufferLike]) -> list[int]:
+    async def write_many(
+        self, fds: Sequence[int], offsets: Sequence[int], datas: Sequence[BufferLike], aligned: bool = False
+    ) -> list[int]:
         n = len(fds)
         if n == 0:
             return []
+        if aligned:  # O_DIRECT: stage copies in aligned memory (owned by us, nothing to release)
+            datas = [_aligned_copy(d) for d in datas]
         bufs = [_native.readable_buffer(d) for d in datas]
         batch = _Batch(self._future(), n)  # type: ignore[arg-type]
         lengths = [len(b) for b in bufs]

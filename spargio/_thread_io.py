@@ -147,11 +147,17 @@ class ThreadIO:
         result: int = await self._call(_pwrite_aligned if aligned else _pwrite, fd, data, offset)
         return result
 
-    async def read_many(self, fds: Sequence[int], offsets: Sequence[int], lengths: Sequence[int]) -> list[bytes]:
-        return list(await asyncio.gather(*(self.read(f, n, o) for f, o, n in zip(fds, offsets, lengths))))
+    async def read_many(
+        self, fds: Sequence[int], offsets: Sequence[int], lengths: Sequence[int], aligned: bool = False
+    ) -> list[bytes]:
+        reads = (self.read(f, n, o, aligned) for f, o, n in zip(fds, offsets, lengths, strict=True))
+        return list(await asyncio.gather(*reads))
 
-    async def write_many(self, fds: Sequence[int], offsets: Sequence[int], datas: Sequence[BufferLike]) -> list[int]:
-        return list(await asyncio.gather(*(self.write(f, d, o) for f, o, d in zip(fds, offsets, datas))))
+    async def write_many(
+        self, fds: Sequence[int], offsets: Sequence[int], datas: Sequence[BufferLike], aligned: bool = False
+    ) -> list[int]:
+        writes = (self.write(f, d, o, aligned) for f, o, d in zip(fds, offsets, datas, strict=True))
+        return list(await asyncio.gather(*writes))
 
     async def fsync(self, fd: int, datasync: bool) -> None:
         await self._call(_fsync, fd, datasync)

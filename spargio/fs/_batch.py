@@ -20,31 +20,38 @@ from ._file import AsyncFile, write_all
 __all__ = ["read_many", "write_many"]
 
 
-def _fd_of(target: Any) -> int:
+def _fd_of(target: Any) -> tuple[int, bool]:
+    """The fd of a request's target, and whether it needs aligned (O_DIRECT) memory."""
     if isinstance(target, AsyncFile):
-        return target.fileno()
+        return target.fileno(), target.direct
     if isinstance(target, bool) or not isinstance(target, int):
         raise TypeError(f"expected an AsyncFile or an fd, not {type(target).__name__}")
-    return target
+    return target, False
 
 
 async def read_many(requests: Iterable[tuple[Any, int, int]]) -> list[bytes]:
     """Read many ``(file_or_fd, offset, size)`` ranges in one submission.
 
+    Requests naming an `AsyncFile` opened with O_DIRECT get aligned buffers
+    (raw fds are assumed not to be O_DIRECT).
+
     :return: one ``bytes`` per request, in order; shorter than asked only at EOF.
     :raises ValueError: a bad offset or size (nothing is submitted then).
     """
+    aligned = False
     fds: list[int] = []
     offsets: list[int] = []
     sizes: list[int] = []
     for target, offset, size in requests:
-        fds.append(_fd_of(target))
+        fd, direct = _fd_of(target)
+        fds.append(fd)
+        aligned |= direct
         offsets.append(check_offset(offset))
         size = check_length(size)
         if size > MAX_CHUNK:
             raise ValueError(f"read_many sizes are limited to {MAX_CHUNK} bytes per request")
         sizes.append(size)
-    return await current_io().read_many(fds, offsets, sizes)
+    return await current_io().read_many(fds, offsets, sizes, aligned)
 
 
 async def write_many(requests: Iterable[tuple[Any, int, Any]]) -> list[int]:
@@ -55,19 +62,22 @@ async def write_many(requests: Iterable[tuple[Any, int, Any]]) -> list[int]:
 
     :return: the number of bytes written per request (``len(data)``).
     """
+    aligned = False
     fds: list[int] = []
     offsets: list[int] = []
     views: list[memoryview] = []
     for target, offset, data in requests:
-        fds.append(_fd_of(target))
+        fd, direct = _fd_of(target)
+        fds.append(fd)
+        aligned |= direct
         offsets.append(check_offset(offset))
         view = data_view(data)
         if view.nbytes > MAX_CHUNK:
             raise ValueError(f"write_many data is limited to {MAX_CHUNK} bytes per request")
         views.append(view)
-    written = await current_io().write_many(fds, offsets, views)
+    written = await current_io().write_many(fds, offsets, views, aligned)
     for i, n in enumerate(written):
         if n < views[i].nbytes:
-            await write_all(fds[i], views[i][n:], offsets[i] + n)
+            await write_all(fds[i], views[i][n:], offsets[i] + n, direct=aligned)
             written[i] = views[i].nbytes
     return written
