@@ -42,6 +42,28 @@ def _pread_aligned(fd: int, length: int, offset: int) -> bytes:
         return buf[:n]
 
 
+def _read_all(fd: int, offset: int, aligned: bool) -> bytes:
+    if aligned:
+        parts = []
+        while chunk := _pread_aligned(fd, 1 << 20, offset):
+            parts.append(chunk)
+            offset += len(chunk)
+        return b"".join(parts)
+    if offset < 0:
+        parts = []
+        while chunk := os.read(fd, 1 << 16):
+            parts.append(chunk)
+        return b"".join(parts)
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, max(size - offset, 0) + 1, offset) if size > offset else b""
+    parts = [data]
+    offset += len(data)
+    while chunk := os.pread(fd, 1 << 16, offset):
+        parts.append(chunk)
+        offset += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def _preadinto(fd: int, target: Any, offset: int) -> int:
     return os.readv(fd, [target]) if offset < 0 else os.preadv(fd, [target], offset)
 
@@ -131,6 +153,13 @@ class ThreadIO:
         if offset < 0 and not aligned:
             await self._readable(fd)
         result: bytes = await self._call(_pread_aligned if aligned else _pread, fd, length, offset)
+        return result
+
+    async def read_all(self, fd: int, offset: int, aligned: bool = False) -> bytes:
+        """Read to EOF in one thread hop."""
+        if offset < 0 and not aligned:
+            await self._readable(fd)
+        result: bytes = await self._call(_read_all, fd, offset, aligned)
         return result
 
     async def readinto(self, fd: int, target: Any, offset: int) -> int:

@@ -33,7 +33,7 @@ async def main():
 def _run(prelude: str, body: str = WORKLOAD, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     code = textwrap.dedent(prelude) + textwrap.dedent(body)
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-P", "-c", code],
         capture_output=True,
         text=True,
         timeout=60,

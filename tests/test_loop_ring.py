@@ -112,7 +112,7 @@ def test_each_thread_with_a_loop_gets_its_own_ring(data_file):
 
 def _run(code: str, timeout: float = 20, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-X", "dev", "-c", textwrap.dedent(code)],
+        [sys.executable, "-P", "-X", "dev", "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=timeout,

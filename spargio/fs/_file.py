@@ -50,31 +50,8 @@ AnyStr_ = TypeVar("AnyStr_", str, bytes)
 
 
 async def read_all(fd: int, offset: int, *, direct: bool = False) -> bytes:
-    """Read from ``offset`` (-1: a stream) to EOF.
-
-    One op for files under 64 KiB; otherwise one statx and reads of the rest.
-    """
-    io_ = current_io()
-    first = await io_.read(fd, _READ_GUESS, offset, direct)
-    if len(first) < _READ_GUESS:
-        return first
-    parts = [first]
-    pos = offset + len(first) if offset >= 0 else -1
-    if pos >= 0:
-        size = (await io_.stat(None, fd)).st_size
-        if size > pos:
-            parts.append(await read_exact(fd, size - pos, pos, direct=direct))
-            pos += len(parts[-1])
-    chunk = _READ_GUESS
-    while True:
-        data = await io_.read(fd, chunk, pos, direct)
-        if not data:
-            break
-        parts.append(data)
-        if pos >= 0:
-            pos += len(data)
-        chunk = min(chunk * 2, MAX_CHUNK)
-    return b"".join(parts)
+    """Read from ``offset`` (-1: a stream) to EOF (see the backends' ``read_all``)."""
+    return await current_io().read_all(fd, offset, direct)
 
 
 async def read_exact(fd: int, size: int, offset: int, *, direct: bool = False) -> bytes:

@@ -1,0 +1,35 @@
+"""pyperf benchmark: every file-I/O case on asyncio and uvloop, one process run.
+
+Run through ``benches/run.py`` (``make bench``); pyperf spawns worker
+processes of this script.  Each value is seconds per unit of work.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyperf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fs_cases import CASES, run_case  # noqa: E402
+
+
+def time_func(loops: int, key: str, loop_name: str) -> float:
+    return run_case(key, loop_name, loops)
+
+
+def main() -> None:
+    runner = pyperf.Runner()
+    runner.argparser.add_argument("--only", default="", help="run only benchmarks whose name contains this")
+    args = runner.parse_args()
+    for key, case in CASES.items():
+        if args.only and args.only not in key:
+            continue
+        for loop_name in ("asyncio", "uvloop"):
+            runner.bench_time_func(f"{key}/{loop_name}", time_func, key, loop_name, metadata={"qd": case.qd})
+
+
+if __name__ == "__main__":
+    main()

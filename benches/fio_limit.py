@@ -1,0 +1,31 @@
+"""fio's io_uring engine on the same files: the kernel's limit on this machine (IOPS)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from fs_cases import READ_FILE
+
+JOBS = {
+    "fs_read_rtt_4k": {"iodepth": "1", "direct": "0"},
+    "fs_read_throughput_4k_qd32": {"iodepth": "32", "direct": "0"},
+    "fs_read_odirect_4k_qd32": {"iodepth": "32", "direct": "1"},
+}
+
+
+def fio_iops(runtime: int = 3) -> dict[str, float]:
+    """IOPS of 4 KiB random reads per benchmark shape; empty if fio is missing."""
+    if not shutil.which("fio"):
+        return {}
+    out: dict[str, float] = {}
+    for bench, opts in JOBS.items():
+        cmd = [
+            "fio", "--name=limit", f"--filename={READ_FILE}", "--ioengine=io_uring", "--rw=randread",
+            "--bs=4k", f"--iodepth={opts['iodepth']}", f"--direct={opts['direct']}", "--time_based",
+            f"--runtime={runtime}", "--output-format=json", "--numjobs=1", "--thread",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[bench] = float(json.loads(proc.stdout)["jobs"][0]["read"]["iops"])
+    return out

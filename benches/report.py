@@ -1,0 +1,95 @@
+"""Turn pyperf results (+ fio) into the markdown table and the PNG plot the README quotes."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pyperf
+
+# Goals from shared/BENCHMARKS.md: spargio / anchor ratio to reach.
+GOALS: dict[str, dict[str, float]] = {
+    "fs_read_rtt_4k": {"to_thread": 10, "aiofiles": 20, "caio": 2, "fio": 0.35},
+    "fs_read_throughput_4k_qd32": {"to_thread": 10, "caio": 1.2, "fio": 0.7},
+    "fs_read_odirect_4k_qd32": {"run_in_executor": 4, "fio": 0.85},
+    "fs_small_files_read": {"aiofiles": 3, "to_thread": 2},
+    "fs_small_files_write": {"aiofiles": 3, "to_thread": 2},
+}
+LOOPS = ("asyncio", "uvloop")
+
+
+def load(results: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """bench -> impl -> loop -> median ops/s."""
+    suite = pyperf.BenchmarkSuite.load(str(results / "fs.json"))
+    table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for bench in suite.get_benchmarks():
+        name, impl, loop = bench.get_name().rsplit("/", 2)
+        table[name][impl][loop] = 1.0 / bench.median()
+    fio_path = results / "fio.json"
+    if fio_path.exists():
+        for name, iops in json.loads(fio_path.read_text()).items():
+            if name in table:
+                table[name]["fio"] = {loop: iops for loop in LOOPS}
+    return table
+
+
+def _fmt(ops: float) -> str:
+    return f"{ops / 1000:.1f}k" if ops >= 1000 else f"{ops:.0f}"
+
+
+def markdown(table: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [
+        "Median ops/s (pyperf, several processes) and the ratio spargio ÷ anchor measured in the same run. "
+        "A goal from shared/BENCHMARKS.md is shown as ≥N and marked ✓ where both loops reach it.",
+        "",
+    ]
+    for bench, impls in table.items():
+        spargio = impls.get("spargio", {})
+        lines += [f"#### `{bench}`", "", "| implementation | asyncio | uvloop | spargio ÷ it (asyncio / uvloop) | goal |", "|---|---|---|---|---|"]
+        for impl, per_loop in sorted(impls.items(), key=lambda kv: -kv[1].get("uvloop", 0)):
+            ratios = [spargio.get(loop, 0) / per_loop[loop] if per_loop.get(loop) else 0.0 for loop in LOOPS]
+            goal = GOALS.get(bench, {}).get(impl)
+            mark = ""
+            if goal is not None and impl != "spargio":
+                mark = f"≥{goal:g} " + ("✓" if min(ratios) >= goal else "✗")
+            ratio = "—" if impl == "spargio" else " / ".join(f"{r:.2f}x" for r in ratios)
+            cells = [_fmt(per_loop.get(loop, 0)) for loop in LOOPS]
+            lines.append(f"| {impl} | {cells[0]} | {cells[1]} | {ratio} | {mark} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(table: dict[str, dict[str, dict[str, float]]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches = list(table)
+    fig, axes = plt.subplots(len(benches), 1, figsize=(9, 2.4 * len(benches)), squeeze=False)
+    for ax, bench in zip(axes[:, 0], benches, strict=True):
+        impls = sorted(table[bench], key=lambda i: -table[bench][i].get("uvloop", 0))
+        y = range(len(impls))
+        for k, loop in enumerate(LOOPS):
+            values = [table[bench][i].get(loop, 0) for i in impls]
+            colors = ["tab:red" if i.startswith("spargio") else ("tab:gray" if i == "fio" else f"C{k}") for i in impls]
+            ax.barh([v + k * 0.4 for v in y], values, height=0.4, color=colors, alpha=1.0 if k else 0.6, label=loop)
+        ax.set_yticks([v + 0.2 for v in y], impls)
+        ax.set_xscale("log")
+        ax.set_title(f"{bench} — ops/s (light: asyncio, dark: uvloop)", fontsize=9)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+
+
+def main(results: Path) -> str:
+    table = load(results)
+    text = markdown(table)
+    (results / "table.md").write_text(text)
+    plot(table, results / "plot.png")
+    return text
+
+
+if __name__ == "__main__":
+    print(main(Path(__file__).resolve().parent / "results"))

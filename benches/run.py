@@ -1,0 +1,46 @@
+"""``make bench``: prepare data, run pyperf on every case, fio for the limit, write the report.
+
+Writes ``benches/results/fs.json`` (pyperf), ``fio.json``, ``table.md`` and
+``plot.png``.  ``--quick`` runs pyperf's --fast mode (fewer processes/values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import fio_limit  # noqa: E402
+import fs_cases  # noqa: E402
+import report  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="pyperf --fast")
+    parser.add_argument("--only", default="", help="only benchmarks whose name contains this")
+    args = parser.parse_args()
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    print("preparing data in", fs_cases.DATA, flush=True)
+    fs_cases.prepare_data()
+    out = results / "fs.json"
+    out.unlink(missing_ok=True)
+    mode = ["--fast"] if args.quick else ["--processes", "6", "--values", "3", "--warmups", "1"]
+    cmd = [sys.executable, "-P", str(HERE / "bench_fs.py"), *mode, "--min-time", "0.05", "-o", str(out)]
+    if args.only:
+        cmd += ["--only", args.only]
+    subprocess.run(cmd, check=True)
+    print("fio (io_uring engine) for the kernel's limit...", flush=True)
+    (results / "fio.json").write_text(json.dumps(fio_limit.fio_iops(), indent=1))
+    print(report.main(results))
+    print(f"wrote {results / 'table.md'} and {results / 'plot.png'}")
+
+
+if __name__ == "__main__":
+    main()
