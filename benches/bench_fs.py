@@ -13,7 +13,7 @@ import pyperf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fs_cases import CASES, run_case  # noqa: E402
+from fs_cases import CASES, run_case
 
 
 def time_func(loops: int, key: str, loop_name: str) -> float:

@@ -369,7 +369,14 @@ def _cases() -> list[Case]:
     )  # fmt: skip
     direct_setup, direct_op = _aligned_executor_read()
     cases += [
-        Case("fs_read_odirect_4k_qd32", "spargio", QD, _spargio_file(READ_FILE, os.O_DIRECT), spargio_read, _spargio_close),
+        Case(
+            "fs_read_odirect_4k_qd32",
+            "spargio",
+            QD,
+            _spargio_file(READ_FILE, os.O_DIRECT),
+            spargio_read,
+            _spargio_close,
+        ),
         Case("fs_read_odirect_4k_qd32", "run_in_executor", QD, direct_setup, direct_op, lambda s: _close_fd(s[0])),
     ]
     for bench, qd in (("fs_write_fsync_4k_qd1", 1), ("fs_write_fsync_4k_qd32", QD)):
@@ -380,8 +387,14 @@ def _cases() -> list[Case]:
             Case(bench, "caio", qd, _caio_write_setup, caio_write_fsync, _caio_close),
         ]
     for bench, ops in (
-        ("fs_small_files_read", (spargio_small_read, to_thread_small_read, aiofiles_small_read, anyio_small_read, aiofile_small_read)),
-        ("fs_small_files_write", (spargio_small_write, to_thread_small_write, aiofiles_small_write, anyio_small_write, aiofile_small_write)),
+        (
+            "fs_small_files_read",
+            (spargio_small_read, to_thread_small_read, aiofiles_small_read, anyio_small_read, aiofile_small_read),
+        ),
+        (
+            "fs_small_files_write",
+            (spargio_small_write, to_thread_small_write, aiofiles_small_write, anyio_small_write, aiofile_small_write),
+        ),
         ("fs_read_large_16m", (spargio_large, to_thread_large, aiofiles_large, anyio_large, aiofile_large)),
     ):
         for impl, op in zip(("spargio", "to_thread", "aiofiles", "anyio", "aiofile"), ops, strict=True):

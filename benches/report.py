@@ -46,7 +46,12 @@ def markdown(table: dict[str, dict[str, dict[str, float]]]) -> str:
     ]
     for bench, impls in table.items():
         spargio = impls.get("spargio", {})
-        lines += [f"#### `{bench}`", "", "| implementation | asyncio | uvloop | spargio ÷ it (asyncio / uvloop) | goal |", "|---|---|---|---|---|"]
+        lines += [
+            f"#### `{bench}`",
+            "",
+            "| implementation | asyncio | uvloop | spargio ÷ it (asyncio / uvloop) | goal |",
+            "|---|---|---|---|---|",
+        ]
         for impl, per_loop in sorted(impls.items(), key=lambda kv: -kv[1].get("uvloop", 0)):
             ratios = [spargio.get(loop, 0) / per_loop[loop] if per_loop.get(loop) else 0.0 for loop in LOOPS]
             goal = GOALS.get(bench, {}).get(impl)

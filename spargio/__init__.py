@@ -12,16 +12,32 @@ import atexit as _atexit
 from . import fs as fs
 from ._backend import (
     BackendFallbackWarning as BackendFallbackWarning,
+)
+from ._backend import (
     BackendInfo as BackendInfo,
+)
+from ._backend import (
     backend_info as backend_info,
+)
+from ._backend import (
     close_all as _close_all,
+)
+from ._backend import (
     configure as configure,
 )
 from ._errors import (
     BackendUnavailable as BackendUnavailable,
+)
+from ._errors import (
     ClosedError as ClosedError,
+)
+from ._errors import (
     OverloadedError as OverloadedError,
+)
+from ._errors import (
     SpargioError as SpargioError,
+)
+from ._errors import (
     SpargioTimeout as SpargioTimeout,
 )
 

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from ._loop_ring import LoopRing
 
 __all__ = [
+    "IO",
     "BackendFallbackWarning",
     "BackendInfo",
-    "IO",
     "backend_info",
     "configure",
     "current_io",
@@ -156,15 +156,13 @@ def _decide() -> BackendInfo:
         try:
             probe = Ring(8, lambda entry, res: None)
         except RingSetupError as exc:
-            failure = (_explain(exc.errno), exc.errno)
+            failure = (_explain(exc.errno or errno.EIO), exc.errno)
         else:
             opcodes = frozenset(name for name in OPCODES if probe.supports(name))
             probe.close()
             missing = [name for name in REQUIRED_OPCODES if name not in opcodes]
             if not missing:
-                reason = "io_uring is available" + (
-                    " (requested)" if requested == "io_uring" else " (auto-detected)"
-                )
+                reason = "io_uring is available" + (" (requested)" if requested == "io_uring" else " (auto-detected)")
                 return BackendInfo("io_uring", requested, reason, None, opcodes, kernel)
             failure = ("the kernel's io_uring lacks " + ", ".join(f"IORING_OP_{m}" for m in missing), None)
     reason, code = failure

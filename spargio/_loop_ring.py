@@ -36,9 +36,9 @@ Only the loop's thread may use the ring; another thread gets `RuntimeError`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import weakref
-from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ClosedError
@@ -46,7 +46,9 @@ from .native import ring as _native
 from .native.ring import Orphan, Ring, os_error
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer as BufferLike
+    from collections.abc import AsyncGenerator, Callable, Sequence
+
+    from typing_extensions import Buffer as BufferLike
 
 __all__ = ["LoopRing"]
 
@@ -55,8 +57,7 @@ _alloc = _native.raw_allocator
 _unpack = _native.ffi.unpack
 
 _WRITE_CANCEL_NOTE = (
-    "spargio: a write was cancelled while in flight; the kernel may or may not have written it "
-    "(its outcome is unknown)"
+    "spargio: a write was cancelled while in flight; the kernel may or may not have written it (its outcome is unknown)"
 )
 
 
@@ -93,6 +94,10 @@ def _aligned_copy(data: BufferLike) -> memoryview:
     out = _native.buffer_view(buf, view.nbytes)
     out[:] = view
     return out
+
+
+def _release_all_after(bufs: list[Any], _res: int) -> None:
+    _release_all(bufs)
 
 
 def _release_all(bufs: list[Any]) -> None:
@@ -254,7 +259,8 @@ class LoopRing:
             raise
         if res < 0:
             raise os_error(res)
-        return _unpack(buf, res)
+        data: bytes = _unpack(buf, res)
+        return data
 
     async def read_all(self, fd: int, offset: int, aligned: bool = False) -> bytes:
         """Read from ``offset`` (-1: a stream) to EOF.
@@ -371,7 +377,7 @@ class LoopRing:
         lengths = [len(b) for b in bufs]
         first = self.ring.prep_rw_many(True, fds, bufs, lengths, offsets, [(batch, i) for i in range(n)], bufs)
         try:
-            results = await self._batch_result(batch, first, n, on_orphan=lambda _res, b=bufs: _release_all(b))
+            results = await self._batch_result(batch, first, n, on_orphan=functools.partial(_release_all_after, bufs))
         except asyncio.CancelledError as exc:
             exc.add_note(_WRITE_CANCEL_NOTE)
             raise

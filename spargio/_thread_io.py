@@ -20,14 +20,15 @@ import asyncio
 import mmap
 import os
 import weakref
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ._blocking import executor, run_blocking
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer as BufferLike
+    from collections.abc import Callable, Sequence
+    from concurrent.futures import Future
+
+    from typing_extensions import Buffer as BufferLike
 
 __all__ = ["ThreadIO"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import uvloop
@@ -12,6 +12,8 @@ import uvloop
 import spargio
 from spargio.testing import Books
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # uvloop opens a process-wide pipe the first time a loop runs; open it now so
 # that the fd books of the first uvloop test do not count it as a leak.
@@ -21,7 +23,7 @@ _warm.close()
 del _warm
 
 
-def pytest_asyncio_loop_factories(config, item):  # noqa: ARG001
+def pytest_asyncio_loop_factories(config, item):
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 

@@ -36,6 +36,7 @@ def _run(prelude: str, body: str = WORKLOAD, env: dict[str, str] | None = None) 
         [sys.executable, "-P", "-c", code],
         capture_output=True,
         text=True,
+        check=False,
         timeout=60,
         env={**{k: v for k, v in os.environ.items() if k != "SPARGIO_BACKEND"}, **(env or {})},
     )
@@ -50,10 +51,7 @@ def test_seccomp_block_falls_back_to_threads_with_one_warning(errno_name, cause,
         block_io_uring(errno.{errno_name})
         """
     body = WORKLOAD.replace("asyncio.run", "asyncio.run")
-    if loop == "uvloop":
-        body = body + "\nimport uvloop\nuvloop.run(main())\n"
-    else:
-        body = body + "\nasyncio.run(main())\n"
+    body = body + "\nimport uvloop\nuvloop.run(main())\n" if loop == "uvloop" else body + "\nasyncio.run(main())\n"
     proc = _run(prelude, body)
     assert proc.returncode == 0, proc.stderr
     name, reason = proc.stdout.strip().split(" | ")

@@ -115,6 +115,7 @@ def _run(code: str, timeout: float = 20, env: dict[str, str] | None = None) -> s
         [sys.executable, "-P", "-X", "dev", "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
+        check=False,
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )

@@ -8,39 +8,94 @@
 
 from __future__ import annotations
 
-from ._batch import read_many as read_many, write_many as write_many
+from ._batch import read_many as read_many
+from ._batch import write_many as write_many
 from ._file import (
     AsyncFile as AsyncFile,
+)
+from ._file import (
     AsyncTextFile as AsyncTextFile,
+)
+from ._file import (
     aligned_buffer as aligned_buffer,
+)
+from ._file import (
     open as open,
 )
 from ._path import Path as Path
 from ._paths import (
     chmod as chmod,
+)
+from ._paths import (
     copyfile as copyfile,
+)
+from ._paths import (
     exists as exists,
+)
+from ._paths import (
     getsize as getsize,
+)
+from ._paths import (
     isdir as isdir,
+)
+from ._paths import (
     isfile as isfile,
+)
+from ._paths import (
     link as link,
+)
+from ._paths import (
     listdir as listdir,
+)
+from ._paths import (
     lstat as lstat,
+)
+from ._paths import (
     makedirs as makedirs,
+)
+from ._paths import (
     mkdir as mkdir,
+)
+from ._paths import (
     read_bytes as read_bytes,
+)
+from ._paths import (
     read_text as read_text,
+)
+from ._paths import (
     readlink as readlink,
+)
+from ._paths import (
     realpath as realpath,
+)
+from ._paths import (
     remove as remove,
+)
+from ._paths import (
     rename as rename,
+)
+from ._paths import (
     replace as replace,
+)
+from ._paths import (
     rmdir as rmdir,
+)
+from ._paths import (
     scandir as scandir,
+)
+from ._paths import (
     stat as stat,
+)
+from ._paths import (
     symlink as symlink,
+)
+from ._paths import (
     unlink as unlink,
+)
+from ._paths import (
     write_bytes as write_bytes,
+)
+from ._paths import (
     write_text as write_text,
 )
 

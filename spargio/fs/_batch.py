@@ -10,12 +10,14 @@ Cancellation cancels every op of the batch that is still in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._backend import current_io
 from ._args import MAX_CHUNK, check_length, check_offset, data_view
 from ._file import AsyncFile, write_all
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["read_many", "write_many"]
 
@@ -47,10 +49,10 @@ async def read_many(requests: Iterable[tuple[Any, int, int]]) -> list[bytes]:
         fds.append(fd)
         aligned |= direct
         offsets.append(check_offset(offset))
-        size = check_length(size)
-        if size > MAX_CHUNK:
+        checked = check_length(size)
+        if checked > MAX_CHUNK:
             raise ValueError(f"read_many sizes are limited to {MAX_CHUNK} bytes per request")
-        sizes.append(size)
+        sizes.append(checked)
     return await current_io().read_many(fds, offsets, sizes, aligned)
 
 

@@ -32,13 +32,15 @@ import io
 import mmap
 import os
 import stat as _stat
-from collections.abc import AsyncIterator, Iterable
-from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._backend import current_io
 from . import _args
 from ._args import MAX_CHUNK, check_length, check_offset, data_view
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+    from types import TracebackType
 
 __all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "read_all", "write_all"]
 
@@ -221,7 +223,9 @@ class AsyncFile:
         self._check_readable()
         if self._ahead:
             return self._take_ahead(len(self._ahead) if size < 0 else size)
-        data = await current_io().read(self._fd, _READ_GUESS if size < 0 else check_length(size), self._read_offset(), self._direct)
+        data = await current_io().read(
+            self._fd, _READ_GUESS if size < 0 else check_length(size), self._read_offset(), self._direct
+        )
         self._pos += len(data)
         return data
 
@@ -378,7 +382,9 @@ class AsyncFile:
     async def allocate(self, offset: int, length: int, *, keep_size: bool = False) -> None:
         """Reserve disk space (fallocate); ``keep_size`` leaves the file size alone."""
         self._check_writable()
-        await current_io().fallocate(self._fd, 1 if keep_size else 0, check_offset(offset), check_length(length, "length"))
+        await current_io().fallocate(
+            self._fd, 1 if keep_size else 0, check_offset(offset), check_length(length, "length")
+        )
 
     # -- position --------------------------------------------------------
 
@@ -497,7 +503,7 @@ class AsyncTextFile:
         """Read up to ``size`` characters (all, if negative)."""
         if size is None or size < 0:
             data = await self.buffer.read()
-            text = self._decoded + self._decoder.decode(data, final=True)
+            text: str = self._decoded + self._decoder.decode(data, final=True)
             self._reset_decoder()
             return text
         while len(self._decoded) < size and await self._fill():
@@ -675,7 +681,13 @@ def open(
             fd = await current_io().open(_args.fspath_bytes(file), all_flags, perms)
             name = file
         try:
-            raw = AsyncFile(fd, name=name, mode=mode.replace("t", "") if binary else mode, flags=_fd_flags(fd, all_flags), closefd=closefd)
+            raw = AsyncFile(
+                fd,
+                name=name,
+                mode=mode.replace("t", "") if binary else mode,
+                flags=_fd_flags(fd, all_flags),
+                closefd=closefd,
+            )
         except BaseException:
             if closefd:
                 os.close(fd)
@@ -699,8 +711,8 @@ def aligned_buffer(size: int) -> memoryview:
     """A writable, 4096-aligned buffer of ``size`` bytes, for ``readinto`` on O_DIRECT files."""
     size = check_length(size)
     try:
-        from ..native.ring import aligned_buffer as _aligned, buffer_view
+        from ..native.ring import aligned_buffer as _aligned
+        from ..native.ring import buffer_view
     except ImportError:  # no io_uring binding: anonymous mmap memory is page aligned
         return memoryview(mmap.mmap(-1, max(size, 1)))[:size]
     return buffer_view(_aligned(size), size)
-

@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import pathlib
 import stat as _stat
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._backend import current_io
 from . import _paths
-from ._file import OpenCall, open as _open
+from ._file import OpenCall
+from ._file import open as _open
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["Path"]
 

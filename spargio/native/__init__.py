@@ -11,7 +11,7 @@ __all__ = ["IMPORT_ERROR", "available"]
 
 IMPORT_ERROR: str | None
 try:
-    from . import ring as ring  # noqa: F401  (imports the compiled module)
+    from . import ring as ring
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs
     IMPORT_ERROR = (
         f"spargio's io_uring binding could not be loaded ({exc}). Install liburing "

@@ -45,9 +45,9 @@ __all__ = [
     "buffer",
     "buffer_bytes",
     "ffi",
-    "raw_allocator",
     "os_error",
     "path_arg",
+    "raw_allocator",
     "readable_buffer",
     "release",
     "stat_result_from_statx",
@@ -145,7 +145,8 @@ def aligned_buffer(size: int) -> Buffer:
 
 def buffer_bytes(buf: Buffer, length: int) -> bytes:
     """Copy the first ``length`` bytes of ``buf`` out as ``bytes``."""
-    return ffi.buffer(buf, length)[:]
+    data: bytes = ffi.buffer(buf, length)[:]
+    return data
 
 
 def buffer_view(buf: Buffer, length: int) -> memoryview:
@@ -192,8 +193,8 @@ def stat_result_from_statx(buf: Buffer) -> os.stat_result:
     """Build the familiar ``os.stat_result`` from a filled ``struct statx``."""
     out = ffi.new("int64_t[16]")
     lib.spg_statx_fields(buf, out)
-    (mode, ino, dev, nlink, uid, gid, size, a_s, a_ns, m_s, m_ns, c_s, c_ns, blksize, blocks, rdev) = (
-        ffi.unpack(out, 16)
+    (mode, ino, dev, nlink, uid, gid, size, a_s, a_ns, m_s, m_ns, c_s, c_ns, blksize, blocks, rdev) = ffi.unpack(
+        out, 16
     )
     a_total, m_total, c_total = a_s * 10**9 + a_ns, m_s * 10**9 + m_ns, c_s * 10**9 + c_ns
     return os.stat_result(
@@ -456,7 +457,7 @@ class Ring:
             return
         ops, sink = self._ops, self._sink
         self.ops_completed += n
-        for ud, res in zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n)):
+        for ud, res in zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n), strict=False):
             entry, _keep = ops.pop(ud)
             if entry.__class__ is Orphan:
                 if entry.on_result is not None:
@@ -472,7 +473,7 @@ class Ring:
         if n == _REAP_BATCH:
             self.reap()
         rc = self._submit_ret[0]
-        if rc < 0 and rc != -_errno.EBUSY and rc != -_errno.EAGAIN:
+        if rc < 0 and rc not in (-_errno.EBUSY, -_errno.EAGAIN):
             raise os_error(rc)
 
     def reap(self) -> None:
@@ -488,7 +489,7 @@ class Ring:
         """Block (GIL released) until a completion is ready; False on timeout."""
         self._check_owner()
         rc = lib.spg_wait(self._ptr, -1 if timeout is None else int(timeout * 1e9))
-        return rc == 0 or rc == -_errno.EINTR
+        return rc in (0, -_errno.EINTR)
 
     # -- shutdown --------------------------------------------------------
 
@@ -521,4 +522,3 @@ class Ring:
         lib.spg_ring_destroy(self._ptr)
         self._ptr = None
         return stragglers
-

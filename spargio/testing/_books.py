@@ -54,7 +54,9 @@ class Books:
         leaked = open_fds() - self.fds - (ignore_fds or set())
         leaked = {fd for fd in leaked if not _is_ring_fd(fd)}
         if leaked:
-            problems.append(f"fds opened and not closed: {sorted(leaked)} -> {[_describe(fd) for fd in sorted(leaked)]}")
+            problems.append(
+                f"fds opened and not closed: {sorted(leaked)} -> {[_describe(fd) for fd in sorted(leaked)]}"
+            )
         if problems:
             raise AssertionError("books do not balance: " + "; ".join(problems))
 
@@ -70,6 +72,6 @@ def _is_ring_fd(fd: int) -> bool:
     """Rings and their eventfds of loops that are still alive are not leaks."""
     target = _describe(fd)
     live = {getattr(io, "_eventfd", -1) for io in loop_ios()} | {
-        io.ring.fd for io in loop_ios() if getattr(io, "ring", None) is not None and not io.ring.closed
+        ring.fd for ring in (getattr(io, "ring", None) for io in loop_ios()) if ring is not None and not ring.closed
     }
     return fd in live and target.startswith("anon_inode:")

@@ -7,7 +7,6 @@ it), cancels, then `settle()`s until the kernel has delivered the final CQE.
 from __future__ import annotations
 
 import asyncio
-import errno
 import fcntl
 import os
 

@@ -221,7 +221,12 @@ async def test_truncate_stat_and_allocate(tmp_path):
     assert path.read_bytes()[:2] == b"01"
     st = await fs.stat(path)
     ref = os.stat(path)
-    assert (st.st_size, st.st_ino, st.st_mode, st.st_mtime_ns) == (ref.st_size, ref.st_ino, ref.st_mode, ref.st_mtime_ns)
+    assert (st.st_size, st.st_ino, st.st_mode, st.st_mtime_ns) == (
+        ref.st_size,
+        ref.st_ino,
+        ref.st_mode,
+        ref.st_mtime_ns,
+    )
 
 
 async def test_lines_binary(tmp_path):
