@@ -44,7 +44,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: venv
-	$(PY) -c 'import spargio, sys; print("testing", spargio.__file__, "backend:", spargio.backend_info().name)'
+	$(PY) -P -c 'import spargio, sys; print("testing", spargio.__file__, "backend:", spargio.backend_info().name)'
 	$(VENV)/bin/pytest
 	$(MAKE) --no-print-directory lint
 

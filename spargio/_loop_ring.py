@@ -172,8 +172,12 @@ class LoopRing:
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if not self.ring.closed:
-            self.ring.flush()
+        if not self.ring.closed and self.ring.flush():
+            # The kernel took only part of the SQ (EAGAIN/EBUSY): try again next iteration.
+            loop = self._loop_ref()
+            if loop is not None and not loop.is_closed():
+                self._flush_pending = True
+                loop.call_soon(self._flush)
 
     def _schedule_flush(self) -> asyncio.AbstractEventLoop:
         loop = self._loop_ref()

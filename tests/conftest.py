@@ -15,6 +15,10 @@ from spargio.testing import Books
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+if os.environ.get("CI") == "true":
+    # CI tests the installed package, not the checkout.
+    assert "site-packages" in spargio.__file__, f"testing the checkout: {spargio.__file__}"
+
 # uvloop opens a process-wide pipe the first time a loop runs; open it now so
 # that the fd books of the first uvloop test do not count it as a leak.
 _warm = uvloop.new_event_loop()

@@ -465,8 +465,12 @@ class Ring:
             else:
                 sink(entry, res)
 
-    def flush(self) -> None:
-        """Submit everything queued, then deliver what completed inline."""
+    def flush(self) -> bool:
+        """Submit everything queued, then deliver what completed inline.
+
+        :return: True if SQEs are still queued (the kernel answered EAGAIN or
+            EBUSY: it wants completions reaped first); flush again soon.
+        """
         self._check_owner()
         n = lib.spg_flush(self._ptr, self._ud, self._res, self._flags, _REAP_BATCH, self._submit_ret)
         self._dispatch(n)
@@ -475,6 +479,7 @@ class Ring:
         rc = self._submit_ret[0]
         if rc < 0 and rc not in (-_errno.EBUSY, -_errno.EAGAIN):
             raise os_error(rc)
+        return bool(lib.spg_sq_pending(self._ptr))
 
     def reap(self) -> None:
         """Deliver every completion waiting in the CQ (clears the eventfd)."""
