@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 __all__ = ["LoopRing"]
 
 _READ_GUESS = 64 * 1024
+_Future = asyncio.Future
+_POOLED_SIZE = 4096  # reads up to this size reuse buffers from a per-ring pool
+_POOL_MAX = 64
 _alloc = _native.raw_allocator
 _unpack = _native.ffi.unpack
 
@@ -125,6 +128,7 @@ class LoopRing:
         self._eventfd = self.ring.enable_eventfd()
         loop.add_reader(self._eventfd, self._on_eventfd)
         self._flush_pending = False
+        self._pool: list[Any] = []  # 4 KiB buffers of reads that completed (never of orphans)
         self.closed = False
         self._shutdown_hook = self._install_shutdown_hook()
         self._finalizer = weakref.finalize(loop, LoopRing._close_ring, self.ring)
@@ -156,7 +160,10 @@ class LoopRing:
 
     def _complete(self, entry: Any, res: int) -> None:
         cls = entry.__class__
-        if cls is tuple:
+        if cls is _Future:
+            if not entry.done():
+                entry.set_result(res)
+        elif cls is tuple:
             entry[0].slot_done(entry[1], res)
         elif cls is _Guarded:
             if entry.future.done():  # cancelled before its CQE came: release the resource
@@ -247,7 +254,11 @@ class LoopRing:
     # -- data ------------------------------------------------------------
 
     async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
-        buf = _native.aligned_buffer(length) if aligned else _alloc("char[]", length)
+        pooled = length <= _POOLED_SIZE and not aligned
+        if pooled:
+            buf = self._pool.pop() if self._pool else _alloc("char[]", _POOLED_SIZE)
+        else:
+            buf = _native.aligned_buffer(length) if aligned else _alloc("char[]", length)
         loop = self._loop_ref()
         if self.closed or loop is None:
             raise ClosedError("this event loop's io_uring is closed")
@@ -261,9 +272,11 @@ class LoopRing:
         except asyncio.CancelledError:
             self._cancel(ud)
             raise
+        data: bytes = _unpack(buf, res) if res >= 0 else b""
+        if pooled and len(self._pool) < _POOL_MAX:
+            self._pool.append(buf)  # the kernel is done with it: its CQE was reaped
         if res < 0:
             raise os_error(res)
-        data: bytes = _unpack(buf, res)
         return data
 
     async def read_all(self, fd: int, offset: int, aligned: bool = False) -> bytes:

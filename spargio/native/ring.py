@@ -455,9 +455,13 @@ class Ring:
     def _dispatch(self, n: int) -> None:
         if not n:
             return
-        ops, sink = self._ops, self._sink
         self.ops_completed += n
-        for ud, res in zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n), strict=False):
+        if n == 1:  # the common case at queue depth 1: skip the unpacking
+            pairs: Any = ((self._ud[0], self._res[0]),)
+        else:
+            pairs = zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n), strict=True)
+        ops, sink = self._ops, self._sink
+        for ud, res in pairs:
             entry, _keep = ops.pop(ud)
             if entry.__class__ is Orphan:
                 if entry.on_result is not None:
@@ -471,13 +475,16 @@ class Ring:
         :return: True if SQEs are still queued (the kernel answered EAGAIN or
             EBUSY: it wants completions reaped first); flush again soon.
         """
-        self._check_owner()
+        if _get_ident() != self._owner or self._ptr is None:
+            self._check_owner()
         n = lib.spg_flush(self._ptr, self._ud, self._res, self._flags, _REAP_BATCH, self._submit_ret)
         self._dispatch(n)
         if n == _REAP_BATCH:
             self.reap()
         rc = self._submit_ret[0]
-        if rc < 0 and rc not in (-_errno.EBUSY, -_errno.EAGAIN):
+        if rc >= 0:
+            return False
+        if rc not in (-_errno.EBUSY, -_errno.EAGAIN):
             raise os_error(rc)
         return bool(lib.spg_sq_pending(self._ptr))
 

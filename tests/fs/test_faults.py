@@ -82,14 +82,19 @@ async def test_concurrent_writers_then_fsync_then_read_back(tmp_path, direct):
     expected: dict[int, int] = {}
     async with f:
 
+        # Each writer owns 256 random blocks (concurrent writes to one block have no
+        # defined winner); it writes them all, then rewrites them with a newer sequence.
+        order = list(range(n_blocks))
+        random.Random(1).shuffle(order)
+
         async def writer(k: int) -> None:
             rng = random.Random(k)
-            for i in range(256):
-                index = rng.randrange(n_blocks)
-                seq = k * 1000 + i
-                # Record before writing so the last writer of a block wins in both books.
-                expected[index] = seq
-                await f.write_at(index * BLOCK, _block(index * BLOCK, seq, rng))
+            mine = order[k * 256 : (k + 1) * 256]
+            for generation in range(2):
+                for i, index in enumerate(mine):
+                    seq = generation * 100_000 + k * 1000 + i
+                    await f.write_at(index * BLOCK, _block(index * BLOCK, seq, rng))
+                    expected[index] = seq
 
         await asyncio.gather(*(writer(k) for k in range(8)))
         await f.fsync()
