@@ -97,11 +97,22 @@ def plot(table: dict[str, dict[str, dict[str, float]]], out: Path) -> None:
     fig.savefig(out, dpi=90)
 
 
+def update_readme(text: str, readme: Path) -> None:
+    """Put the table between the README's bench-table markers, so the README quotes the last run."""
+    start, end = "<!-- bench-table -->", "<!-- /bench-table -->"
+    content = readme.read_text()
+    if start in content and end in content:
+        head, rest = content.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+
+
 def main(results: Path) -> str:
     table = load(results)
     text = markdown(table)
     (results / "table.md").write_text(text)
     plot(table, results / "plot.png")
+    update_readme(text, results.parent.parent / "README.md")
     return text
 
 

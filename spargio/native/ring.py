@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._uring import ffi, lib
 
@@ -207,6 +207,28 @@ def stat_result_from_statx(buf: Buffer) -> os.stat_result:
     )  # fmt: skip
 
 
+def _rw_method(c_prep: Callable[..., int], doc: str) -> Callable[..., int]:
+    """Build the read or write prep method: the per-op hot path, so no helper call inside."""
+
+    def method(self: Ring, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int:
+        if _get_ident() != self._owner or self._ptr is None:
+            self._check_owner()
+        ud = self._next_ud
+        rc = c_prep(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        if rc:
+            if rc != -_errno.EBUSY:
+                raise os_error(rc)
+            self._room()
+            return method(self, fd, buf, length, offset, entry, keep)
+        self._next_ud = ud + 1
+        self._ops[ud] = (entry, buf if keep is None else keep)
+        self.ops_started += 1
+        return ud
+
+    method.__doc__ = doc
+    return method
+
+
 class Ring:
     """One io_uring instance, its op table, and its completions.
 
@@ -324,37 +346,17 @@ class Ring:
     def prep_nop(self, entry: Any) -> int:
         return self._prep(lib.spg_prep_nop, (), entry, None)
 
-    def prep_read(self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int:
-        """Queue a read of ``length`` bytes into ``buf``; offset -1 = file position."""
-        if _get_ident() != self._owner or self._ptr is None:
-            self._check_owner()
-        ud = self._next_ud
-        rc = _prep_read(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
-        if rc:
-            if rc != -_errno.EBUSY:
-                raise os_error(rc)
-            self._room()
-            return self.prep_read(fd, buf, length, offset, entry, keep)
-        self._next_ud = ud + 1
-        self._ops[ud] = (entry, buf if keep is None else keep)
-        self.ops_started += 1
-        return ud
+    if TYPE_CHECKING:
 
-    def prep_write(self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int:
-        """Queue a write of ``length`` bytes from ``buf``; offset -1 = file position."""
-        if _get_ident() != self._owner or self._ptr is None:
-            self._check_owner()
-        ud = self._next_ud
-        rc = _prep_write(self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
-        if rc:
-            if rc != -_errno.EBUSY:
-                raise os_error(rc)
-            self._room()
-            return self.prep_write(fd, buf, length, offset, entry, keep)
-        self._next_ud = ud + 1
-        self._ops[ud] = (entry, buf if keep is None else keep)
-        self.ops_started += 1
-        return ud
+        def prep_read(self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None) -> int: ...
+
+        def prep_write(
+            self, fd: int, buf: Buffer, length: int, offset: int, entry: Any, keep: object = None
+        ) -> int: ...
+
+    else:
+        prep_read = _rw_method(_prep_read, "Queue a read of ``length`` bytes into ``buf``; offset -1 = position.")
+        prep_write = _rw_method(_prep_write, "Queue a write of ``length`` bytes from ``buf``; offset -1 = position.")
 
     def prep_rw_many(
         self,
