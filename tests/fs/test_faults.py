@@ -81,7 +81,6 @@ async def test_concurrent_writers_then_fsync_then_read_back(tmp_path, direct):
         pytest.skip(f"this filesystem refuses O_DIRECT: {exc}")
     expected: dict[int, int] = {}
     async with f:
-
         # Each writer owns 256 random blocks (concurrent writes to one block have no
         # defined winner); it writes them all, then rewrites them with a newer sequence.
         order = list(range(n_blocks))
