@@ -1,0 +1,194 @@
+"""An asyncio event loop whose waits are io_uring waits (the shard loop).
+
+Theory of operation
+-------------------
+`RingSelector` implements `selectors.BaseSelector` on one `Ring`, so a stock
+``asyncio.SelectorEventLoop(RingSelector())`` runs any asyncio code — sleeps,
+streams, subprocesses, executors, ``call_soon_threadsafe`` (through asyncio's
+own self-pipe) — while every wait is one ``io_uring_enter`` with the GIL
+released.
+
+* Readiness: each registered fd has at most one one-shot IORING_OP_POLL_ADD
+  armed for its events.  When it fires, the fd is reported ready once and is
+  re-armed at the next `select` (one-shot polls check readiness when armed,
+  so an fd that is still readable fires again at once: level-triggered, as
+  asyncio expects from epoll).
+* Changes: `unregister` and `modify` cancel the armed poll (its CQE is then
+  an orphan the ring consumes) and, for `modify`, arm a new one.
+* Waiting: `select(timeout)` arms what needs arming, submits, and if nothing
+  is ready waits for one CQE or the timeout (``timeout=None``: forever; 0:
+  never blocks).  Timers are the timeout asyncio passes in.
+* Errors: a poll that fails (EBADF after the fd was closed, say) reports the
+  fd ready for the events it was registered for, so asyncio's callback runs
+  and sees the error itself, as with epoll's EPOLLERR.
+
+Only the thread that runs the loop touches the ring (the `Ring` checks it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno as _errno
+import select
+import selectors
+from collections.abc import Mapping
+from typing import Any
+
+from .native.ring import Ring
+
+__all__ = ["RingSelector", "new_ring_loop"]
+
+_POLLIN = select.POLLIN | select.POLLPRI
+_POLLOUT = select.POLLOUT
+_POLL_FAILED = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+class _Armed:
+    """The entry of one armed poll: which fd, and whether it is still wanted."""
+
+    __slots__ = ("fd", "live", "ud")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.live = True
+        self.ud = 0
+
+
+class _KeyMap(Mapping[Any, selectors.SelectorKey]):
+    def __init__(self, selector: RingSelector) -> None:
+        self._selector = selector
+
+    def __len__(self) -> int:
+        return len(self._selector._keys)
+
+    def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
+        fd = self._selector._fd_of(fileobj)
+        try:
+            return self._selector._keys[fd]
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+
+    def __iter__(self) -> Any:
+        return iter(self._selector._keys)
+
+
+class RingSelector(selectors.BaseSelector):
+    """A selector whose readiness and waits are io_uring POLL_ADD ops and ring waits.
+
+    :param entries: SQ size of the ring.
+    """
+
+    def __init__(self, entries: int = 256) -> None:
+        self.ring = Ring(entries, self._on_cqe)
+        self._keys: dict[int, selectors.SelectorKey] = {}
+        self._armed: dict[int, _Armed] = {}
+        self._ready: dict[int, int] = {}
+        self._map = _KeyMap(self)
+
+    # -- registration ----------------------------------------------------
+
+    @staticmethod
+    def _fd_of(fileobj: Any) -> int:
+        return selectors._fileobj_to_fd(fileobj)  # type: ignore[attr-defined,no-any-return]
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
+            raise ValueError(f"Invalid events: {events!r}")
+        fd = self._fd_of(fileobj)
+        if fd in self._keys:
+            raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
+        key = selectors.SelectorKey(fileobj, fd, events, data)
+        self._keys[fd] = key
+        return key
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        fd = self._fd_of(fileobj)
+        try:
+            key = self._keys.pop(fd)
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+        self._disarm(fd)
+        self._ready.pop(fd, None)
+        return key
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        fd = self._fd_of(fileobj)
+        old = self._keys.get(fd)
+        if old is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        if events == old.events:
+            key = old._replace(data=data)
+            self._keys[fd] = key
+            return key
+        self.unregister(fileobj)
+        return self.register(fileobj, events, data)
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._map
+
+    # -- polls -----------------------------------------------------------
+
+    def _disarm(self, fd: int) -> None:
+        armed = self._armed.pop(fd, None)
+        if armed is not None:
+            armed.live = False
+            if not self.ring.closed:
+                self.ring.cancel(armed.ud)
+
+    def _arm_all(self) -> None:
+        for fd, key in self._keys.items():
+            if fd not in self._armed and fd not in self._ready:
+                mask = (_POLLIN if key.events & selectors.EVENT_READ else 0) | (
+                    _POLLOUT if key.events & selectors.EVENT_WRITE else 0
+                )
+                armed = _Armed(fd)
+                armed.ud = self.ring.prep_poll_add(fd, mask, armed)
+                self._armed[fd] = armed
+
+    def _on_cqe(self, entry: Any, res: int) -> None:
+        if entry.__class__ is not _Armed or not entry.live:
+            return
+        fd = entry.fd
+        if self._armed.get(fd) is entry:
+            del self._armed[fd]
+        key = self._keys.get(fd)
+        if key is None:
+            return
+        if res < 0:
+            if res == -_errno.ECANCELED:
+                return
+            events = key.events  # let asyncio's callback meet the error itself
+        else:
+            events = 0
+            if res & (_POLLIN | _POLL_FAILED):
+                events |= selectors.EVENT_READ
+            if res & (_POLLOUT | _POLL_FAILED):
+                events |= selectors.EVENT_WRITE
+            events &= key.events
+        if events:
+            self._ready[fd] = self._ready.get(fd, 0) | events
+
+    # -- waiting ---------------------------------------------------------
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self._arm_all()
+        self.ring.flush()
+        if not self._ready and (timeout is None or timeout > 0):
+            self.ring.wait(timeout)
+            self.ring.reap()
+        ready = [(self._keys[fd], events) for fd, events in self._ready.items() if fd in self._keys]
+        self._ready.clear()
+        return ready
+
+    def close(self) -> None:
+        self._keys.clear()
+        for armed in self._armed.values():
+            armed.live = False
+        self._armed.clear()
+        self._ready.clear()
+        self.ring.close()
+
+
+def new_ring_loop(entries: int = 256) -> asyncio.AbstractEventLoop:
+    """A stock asyncio event loop that waits in io_uring instead of epoll."""
+    return asyncio.SelectorEventLoop(RingSelector(entries))
