@@ -542,7 +542,3 @@ def _args_max_chunk() -> int:
 
 def _fsname(path: bytes | None) -> str | None:
     return None if path is None else os.fsdecode(path)
-
-
-# Orphan is re-exported for tests that inspect ring tables.
-__all__ += ["Orphan"]
