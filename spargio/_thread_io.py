@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import mmap
 import os
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -121,19 +122,34 @@ class ThreadIO:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop_ref = weakref.ref(loop)
-        self.in_flight = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0
         self.closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Ops not finished yet, including ones whose caller was cancelled but
+        whose thread is still running them (their outcome is not known yet)."""
+        return self._in_flight
+
+    def _started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def _finished(self, _job: object = None) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop_ref()
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        self.in_flight += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor(), fn, *args)
-        finally:
-            self.in_flight -= 1
+        """Run ``fn`` on the pool; it counts as in flight until its thread is done with it."""
+        job = executor().submit(fn, *args)
+        self._started()
+        job.add_done_callback(self._finished)
+        return await asyncio.wrap_future(job)
 
     async def _readable(self, fd: int) -> None:
         """Wait until a stream fd is readable; no-op for fds epoll cannot watch."""
@@ -143,11 +159,11 @@ class ThreadIO:
             loop.add_reader(fd, ready.set_result, None)
         except (PermissionError, ValueError, OSError):
             return  # a regular file or an fd epoll refuses: just read
-        self.in_flight += 1
+        self._started()
         try:
             await ready
         finally:
-            self.in_flight -= 1
+            self._finished()
             loop.remove_reader(fd)
 
     async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
@@ -201,14 +217,13 @@ class ThreadIO:
     async def open(self, path: bytes, flags: int, mode: int) -> int:
         """Open on the pool; if the caller is cancelled mid-open, the fd it yields is closed."""
         job = executor().submit(_open, os.fsdecode(path), flags, mode)
-        self.in_flight += 1
         try:
+            self._started()
+            job.add_done_callback(self._finished)
             return await asyncio.wrap_future(job)
         except asyncio.CancelledError:
             job.add_done_callback(_close_result)
             raise
-        finally:
-            self.in_flight -= 1
 
     async def close_fd(self, fd: int) -> None:
         await self._call(os.close, fd)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import time
 
 import pytest
 
@@ -86,23 +87,25 @@ async def test_cancelled_write_says_its_outcome_is_unknown(pipe, backend):
         cancelled = info.value.__context__
         assert isinstance(cancelled, asyncio.CancelledError)
         assert any("outcome is unknown" in note for note in getattr(cancelled, "__notes__", []))
-    # Drain the pipe so a thread-backend write still in its thread can finish.
+    # Drain the pipe (on another thread) until the write has ended: on the thread
+    # backend it is still running in its thread, and settle() waits for that.
     os.set_blocking(r, False)
-    loop = asyncio.get_running_loop()
-    for _ in range(1000):
+    io = current_io()
+    drained = asyncio.get_running_loop().run_in_executor(None, _drain_while, r, lambda: io.in_flight > 0)
+    await settle()
+    await drained
+
+
+def _drain_while(r, busy) -> None:
+    while True:
         try:
             while os.read(r, 1 << 20):
                 pass
         except BlockingIOError:
             pass
-        await settle()
-        if backend == "io_uring":
-            break
-    if backend == "threads":
-        from spargio._blocking import executor
-
-        # The blocked write can finish now that the pipe drains; wait for the pool.
-        await loop.run_in_executor(None, _drain_until_idle, r, executor())
+        if not busy():
+            return
+        time.sleep(0.001)
 
 
 async def test_open_cancelled_before_its_flush_leaks_no_fd(tmp_path):
@@ -132,31 +135,14 @@ async def test_blocked_open_cancelled_in_its_thread_leaks_no_fd(tmp_path, backen
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
             await fs.open(fifo, "rb")
-    await settle()
+    assert current_io().in_flight == 1, "the open is still running in its thread"
+    # A writer lets the blocked open finish; settle() waits for it, and the fd it
+    # produced for nobody must be closed (the books fixture checks).
     writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     try:
-        from spargio._blocking import executor
-
-        await asyncio.get_running_loop().run_in_executor(None, _wait_pool_idle, executor())
+        await settle()
     finally:
         os.close(writer)
-
-
-def _drain_until_idle(r, pool) -> None:
-    job = pool.submit(lambda: None)
-    while not job.done():
-        try:
-            os.read(r, 1 << 20)
-        except BlockingIOError:
-            pass
-    _wait_pool_idle(pool)
-
-
-def _wait_pool_idle(pool) -> None:
-    # Submitting to every worker and waiting proves the earlier jobs finished.
-    futures = [pool.submit(lambda: None) for _ in range(pool._max_workers)]
-    for f in futures:
-        f.result(timeout=5)
 
 
 async def test_cancel_many_in_flight_reads(pipe):
