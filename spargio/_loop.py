@@ -12,7 +12,9 @@ released.
   armed for its events.  When it fires, the fd is reported ready once and is
   re-armed at the next `select` (one-shot polls check readiness when armed,
   so an fd that is still readable fires again at once: level-triggered, as
-  asyncio expects from epoll).
+  asyncio expects from epoll).  ``_to_arm`` holds the fds that need a poll
+  (new, just reported, or just modified), so a `select` costs what changed,
+  not what is registered.
 * Changes: `unregister` and `modify` cancel the armed poll (its CQE is then
   an orphan the ring consumes) and, for `modify`, arm a new one.
 * Waiting: `select(timeout)` arms what needs arming, submits, and if nothing
@@ -83,6 +85,7 @@ class RingSelector(selectors.BaseSelector):
         self._keys: dict[int, selectors.SelectorKey] = {}
         self._armed: dict[int, _Armed] = {}
         self._ready: dict[int, int] = {}
+        self._to_arm: set[int] = set()
         self._map = _KeyMap(self)
 
     # -- registration ----------------------------------------------------
@@ -99,6 +102,7 @@ class RingSelector(selectors.BaseSelector):
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
         key = selectors.SelectorKey(fileobj, fd, events, data)
         self._keys[fd] = key
+        self._to_arm.add(fd)
         return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
@@ -109,6 +113,7 @@ class RingSelector(selectors.BaseSelector):
             raise KeyError(f"{fileobj!r} is not registered") from None
         self._disarm(fd)
         self._ready.pop(fd, None)
+        self._to_arm.discard(fd)
         return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
@@ -135,15 +140,18 @@ class RingSelector(selectors.BaseSelector):
             if not self.ring.closed:
                 self.ring.cancel(armed.ud)
 
-    def _arm_all(self) -> None:
-        for fd, key in self._keys.items():
-            if fd not in self._armed and fd not in self._ready:
-                mask = (_POLLIN if key.events & selectors.EVENT_READ else 0) | (
-                    _POLLOUT if key.events & selectors.EVENT_WRITE else 0
-                )
-                armed = _Armed(fd)
-                armed.ud = self.ring.prep_poll_add(fd, mask, armed)
-                self._armed[fd] = armed
+    def _arm_pending(self) -> None:
+        for fd in self._to_arm:
+            key = self._keys.get(fd)
+            if key is None or fd in self._armed or fd in self._ready:
+                continue
+            mask = (_POLLIN if key.events & selectors.EVENT_READ else 0) | (
+                _POLLOUT if key.events & selectors.EVENT_WRITE else 0
+            )
+            armed = _Armed(fd)
+            armed.ud = self.ring.prep_poll_add(fd, mask, armed)
+            self._armed[fd] = armed
+        self._to_arm.clear()
 
     def _on_cqe(self, entry: Any, res: int) -> None:
         if entry.__class__ is not _Armed or not entry.live:
@@ -156,6 +164,7 @@ class RingSelector(selectors.BaseSelector):
             return
         if res < 0:
             if res == -_errno.ECANCELED:
+                self._to_arm.add(fd)  # cancelled by the kernel, not by us: arm again
                 return
             events = key.events  # let asyncio's callback meet the error itself
         else:
@@ -167,16 +176,19 @@ class RingSelector(selectors.BaseSelector):
             events &= key.events
         if events:
             self._ready[fd] = self._ready.get(fd, 0) | events
+        else:
+            self._to_arm.add(fd)  # fired for nothing this key wants: keep watching
 
     # -- waiting ---------------------------------------------------------
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        self._arm_all()
+        self._arm_pending()
         self.ring.flush()
         if not self._ready and (timeout is None or timeout > 0):
             self.ring.wait(timeout)
             self.ring.reap()
         ready = [(self._keys[fd], events) for fd, events in self._ready.items() if fd in self._keys]
+        self._to_arm.update(self._ready)  # reported once; watch them again from the next select
         self._ready.clear()
         return ready
 
@@ -186,6 +198,7 @@ class RingSelector(selectors.BaseSelector):
             armed.live = False
         self._armed.clear()
         self._ready.clear()
+        self._to_arm.clear()
         self.ring.close()
 
 

@@ -42,7 +42,9 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from . import _limits
 from ._errors import ClosedError
+from ._limits import READ_GUESS
 from .native import ring as _native
 from .native.ring import Orphan, Ring, os_error
 
@@ -53,7 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LoopRing"]
 
-_READ_GUESS = 64 * 1024
 _Future = asyncio.Future
 _POOLED_SIZE = 4096  # reads up to this size reuse buffers from a per-ring pool
 _POOL_MAX = 64
@@ -185,29 +186,32 @@ class LoopRing:
             self._request_flush()
 
     def _request_flush(self) -> asyncio.AbstractEventLoop | None:
-        """Make sure one flush runs in the loop's next iteration; None if the loop is gone."""
+        """Make sure one flush runs in the loop's next iteration; None if the ring or loop is gone.
+
+        Callers on the loop (every op) know it is running; callers that may run
+        while it closes (`_cancel`) check ``is_closed`` themselves.
+        """
         loop = self._loop_ref()
-        if self.closed or loop is None or loop.is_closed():
+        if self.closed or loop is None:
             return None
         if not self._flush_pending:
             self._flush_pending = True
             loop.call_soon(self._flush)
         return loop
 
-    def _schedule_flush(self) -> asyncio.AbstractEventLoop:
+    def _future(self) -> asyncio.Future[int]:
+        """A future for a new op, with this iteration's flush scheduled."""
         loop = self._request_flush()
         if loop is None:
             raise ClosedError("this event loop's io_uring is closed")
-        return loop
-
-    def _future(self) -> asyncio.Future[int]:
-        return self._schedule_flush().create_future()
+        return loop.create_future()
 
     def _cancel(self, ud: int, on_orphan: Callable[[int], None] | None = None) -> None:
         """Orphan op ``ud`` and send IORING_OP_ASYNC_CANCEL with the next flush."""
         if self.closed:
             return
-        if self.ring.cancel(ud, on_orphan):
+        loop = self._loop_ref()
+        if self.ring.cancel(ud, on_orphan) and loop is not None and not loop.is_closed():
             self._request_flush()
 
     async def _result(self, fut: asyncio.Future[int], ud: int, on_orphan: Callable[[int], None] | None = None) -> int:
@@ -283,27 +287,27 @@ class LoopRing:
         unshared, calloc'd object that the kernel fills in place (what
         ``os.read`` does in C), so 16 MiB costs one copy, not three.
         """
-        first = await self.read(fd, _READ_GUESS, offset, aligned)
-        if len(first) < _READ_GUESS:
+        first = await self.read(fd, READ_GUESS, offset, aligned)
+        if len(first) < READ_GUESS:
             return first
-        pos = offset + _READ_GUESS if offset >= 0 else -1
+        pos = offset + READ_GUESS if offset >= 0 else -1
         parts = [first]
         if pos >= 0 and not aligned:
             remaining = (await self.stat(None, fd)).st_size - pos
             if remaining > 0:
-                out = _uninitialised_bytes(_READ_GUESS + remaining)
+                out = _uninitialised_bytes(READ_GUESS + remaining)
                 target = _native.ffi.from_buffer(out)
-                _native.ffi.memmove(target, first, _READ_GUESS)
-                got = _READ_GUESS
+                _native.ffi.memmove(target, first, READ_GUESS)
+                got = READ_GUESS
                 while got < len(out):
-                    step = min(_args_max_chunk(), len(out) - got)
-                    n = await self._fill(fd, target + got, step, pos + got - _READ_GUESS, out)
+                    step = min(_limits.MAX_CHUNK, len(out) - got)
+                    n = await self._fill(fd, target + got, step, pos + got - READ_GUESS, out)
                     got += n
                     if n < step:
                         break
-                pos += got - _READ_GUESS
+                pos += got - READ_GUESS
                 parts = [out if got == len(out) else out[:got]]
-        chunk = _READ_GUESS
+        chunk = READ_GUESS
         while True:
             data = await self.read(fd, chunk, pos, aligned)
             if not data:
@@ -311,7 +315,7 @@ class LoopRing:
             parts.append(data)
             if pos >= 0:
                 pos += len(data)
-            chunk = min(chunk * 2, _args_max_chunk())
+            chunk = min(chunk * 2, _limits.MAX_CHUNK)
 
     async def _fill(self, fd: int, target: Any, length: int, offset: int, owner: object) -> int:
         """Read into raw memory inside ``owner`` (kept alive by the ring until the CQE)."""
@@ -467,7 +471,8 @@ class LoopRing:
 
     def close_fd_detached(self, fd: int) -> None:
         """Close ``fd`` with the next flush, not waiting for (or reporting) the result."""
-        self._schedule_flush()
+        if self._request_flush() is None:
+            raise ClosedError("this event loop's io_uring is closed")
         self.ring.prep_close(fd, Orphan())
 
     async def stat(self, path: bytes | None, fd: int = -1, follow_symlinks: bool = True) -> os.stat_result:
@@ -532,12 +537,6 @@ def _uninitialised_bytes(size: int) -> bytes:
     """A fresh, unshared bytes object for the kernel to fill completely."""
     data: bytes = _PyBytes_FromStringAndSize(None, size)
     return data
-
-
-def _args_max_chunk() -> int:
-    from .fs import _args  # the fs layer owns the transfer-size limit (tests shrink it)
-
-    return _args.MAX_CHUNK
 
 
 def _fsname(path: bytes | None) -> str | None:

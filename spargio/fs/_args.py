@@ -7,14 +7,11 @@ truncates lengths to 32 bits, so bad values must be refused here, never passed o
 from __future__ import annotations
 
 import os
-from typing import Any, Final
+from typing import Any
 
-__all__ = ["MAX_CHUNK", "check_length", "check_offset", "data_view", "fspath_bytes"]
+from .._limits import MAX_CHUNK, MAX_OFFSET
 
-MAX_OFFSET: Final = 2**63 - 1
-# One kernel read/write moves at most ~2 GiB (MAX_RW_COUNT); larger transfers
-# are split into chunks of this size.
-MAX_CHUNK: Final = 1 << 30
+__all__ = ["MAX_CHUNK", "MAX_OFFSET", "check_length", "check_offset", "data_view", "fspath_bytes"]
 
 
 def _int(value: object, what: str) -> int:

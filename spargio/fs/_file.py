@@ -32,9 +32,11 @@ import io
 import mmap
 import os
 import stat as _stat
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from .. import _limits
 from .._backend import current_io
+from .._limits import MAX_OFFSET, READ_GUESS
 from . import _args
 from ._args import MAX_CHUNK, check_length, check_offset, data_view
 
@@ -42,18 +44,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
     from types import TracebackType
 
-__all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "read_all", "write_all"]
+__all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "read_exact", "write_all"]
 
-_MAX_OFFSET = _args.MAX_OFFSET
-_READ_GUESS = 64 * 1024
+_MAX_OFFSET = MAX_OFFSET
 _LINE_CHUNK = 64 * 1024
-
-AnyStr_ = TypeVar("AnyStr_", str, bytes)
-
-
-async def read_all(fd: int, offset: int, *, direct: bool = False) -> bytes:
-    """Read from ``offset`` (-1: a stream) to EOF (see the backends' ``read_all``)."""
-    return await current_io().read_all(fd, offset, direct)
 
 
 async def read_exact(fd: int, size: int, offset: int, *, direct: bool = False) -> bytes:
@@ -64,13 +58,13 @@ async def read_exact(fd: int, size: int, offset: int, *, direct: bool = False) -
     buffered reads itself).
     """
     io_ = current_io()
-    if size <= _args.MAX_CHUNK:
+    if size <= _limits.MAX_CHUNK:
         return await io_.read(fd, size, offset, direct)
     out = bytearray(size)
     view = memoryview(out)
     got = 0
     while got < size:
-        step = min(_args.MAX_CHUNK, size - got)
+        step = min(_limits.MAX_CHUNK, size - got)
         n = await io_.readinto(fd, view[got : got + step], offset + got if offset >= 0 else -1)
         got += n
         if n < step:
@@ -89,14 +83,14 @@ async def write_all(fd: int, data: memoryview, offset: int, *, direct: bool = Fa
     """
     io_ = current_io()
     total = data.nbytes
-    if total <= _args.MAX_CHUNK:
+    if total <= _limits.MAX_CHUNK:
         written = await io_.write(fd, data, offset, direct)
         if written == total:
             return total
     else:
         written = 0
     while written < total:
-        step = data[written : written + _args.MAX_CHUNK]
+        step = data[written : written + _limits.MAX_CHUNK]
         n = await io_.write(fd, step, offset + written if offset >= 0 else -1, direct)
         if n == 0:
             raise OSError(5, "write made no progress (wrote 0 bytes)")
@@ -204,7 +198,7 @@ class AsyncFile:
             raise TypeError(f"size must be an int, not {type(size).__name__}")
         if size < 0:
             head = self._take_ahead(len(self._ahead))
-            rest = await read_all(self._fd, self._read_offset(), direct=self._direct)
+            rest = await current_io().read_all(self._fd, self._read_offset(), self._direct)
             self._pos += len(rest)
             return head + rest
         if self._ahead:
@@ -224,7 +218,7 @@ class AsyncFile:
         if self._ahead:
             return self._take_ahead(len(self._ahead) if size < 0 else size)
         data = await current_io().read(
-            self._fd, _READ_GUESS if size < 0 else check_length(size), self._read_offset(), self._direct
+            self._fd, READ_GUESS if size < 0 else check_length(size), self._read_offset(), self._direct
         )
         self._pos += len(data)
         return data
@@ -617,7 +611,7 @@ def _mode_flags(mode: str) -> tuple[int, bool]:
     return access | extra, "b" in modes
 
 
-class OpenCall(Generic[AnyStr_]):
+class OpenCall:
     """What `open` returns: await it for the file, or use it with ``async with``."""
 
     def __init__(self, opening: Any) -> None:
@@ -649,7 +643,7 @@ def open(
     *,
     flags: int = 0,
     perms: int = 0o666,
-) -> OpenCall[Any]:
+) -> OpenCall:
     """Open a file through io_uring (IORING_OP_OPENAT), like the builtin `open`.
 
     ``f = await spargio.fs.open(path, "rb")`` or ``async with spargio.fs.open(path) as f``.
@@ -674,18 +668,18 @@ def open(
 
     async def opening() -> AsyncFile | AsyncTextFile:
         if isinstance(file, int) and not isinstance(file, bool):
-            fd, name = file, file
+            fd, name, flags_now = file, file, _fd_flags(file, all_flags)
         else:
             if not closefd:
                 raise ValueError("Cannot use closefd=False with file name")
             fd = await current_io().open(_args.fspath_bytes(file), all_flags, perms)
-            name = file
+            name, flags_now = file, all_flags
         try:
             raw = AsyncFile(
                 fd,
                 name=name,
                 mode=mode.replace("t", "") if binary else mode,
-                flags=_fd_flags(fd, all_flags),
+                flags=flags_now,
                 closefd=closefd,
             )
         except BaseException:
@@ -700,7 +694,7 @@ def open(
 
 
 def _fd_flags(fd: int, requested: int) -> int:
-    """The flags the fd really has (for wrapped fds, what the kernel says)."""
+    """The flags a wrapped fd really has (what the kernel says), plus extra requested ones."""
     try:
         return fcntl.fcntl(fd, fcntl.F_GETFL) | (requested & ~os.O_ACCMODE)
     except OSError:

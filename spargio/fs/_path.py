@@ -43,7 +43,7 @@ class Path(pathlib.PurePosixPath):
         encoding: str | None = None,
         errors: str | None = None,
         newline: str | None = None,
-    ) -> OpenCall[Any]:
+    ) -> OpenCall:
         """Like `spargio.fs.open` on this path."""
         return _open(self, mode, buffering, encoding, errors, newline)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .._backend import current_io
 from ._args import data_view, fspath_bytes
-from ._file import read_all, write_all
+from ._file import write_all
 
 __all__ = [
     "chmod",
@@ -58,7 +58,7 @@ async def read_bytes(path: Any) -> bytes:
     io_ = current_io()
     fd = await io_.open(fspath_bytes(path), os.O_RDONLY, 0)
     try:
-        return await read_all(fd, 0)
+        return await io_.read_all(fd, 0)
     finally:
         io_.close_fd_detached(fd)
 

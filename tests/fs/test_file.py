@@ -80,9 +80,9 @@ async def test_bad_argument_types_and_ranges(data_file, offset, size, exc):
 
 async def test_huge_length_is_read_in_chunks(tmp_path, monkeypatch):
     """Row 3: a read larger than one kernel transfer is completed chunk by chunk."""
-    from spargio.fs import _args
+    from spargio import _limits
 
-    monkeypatch.setattr(_args, "MAX_CHUNK", 4096)
+    monkeypatch.setattr(_limits, "MAX_CHUNK", 4096)
     content = os.urandom(4096 * 5 + 123)
     path = tmp_path / "f"
     path.write_bytes(content)

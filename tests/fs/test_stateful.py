@@ -35,6 +35,26 @@ class TwinFile(RuleBasedStateMachine):
     def run(self, coro):
         return self.loop.run_until_complete(coro)
 
+    def run_cancelled(self, coro, steps):
+        """Start ``coro``, let the loop run ``steps`` iterations, cancel it, settle.
+
+        Returns its result if it finished before the cancel arrived, else None.
+        """
+
+        async def go():
+            task = asyncio.ensure_future(coro)
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                result = None
+            await settle()
+            return result
+
+        return self.run(go())
+
     @rule(offset=OFFSETS, data=st.binary(max_size=6000))
     def write_at(self, offset, data):
         assert self.run(self.f.write_at(offset, data)) == len(data)
@@ -55,19 +75,7 @@ class TwinFile(RuleBasedStateMachine):
 
     @rule(offset=OFFSETS, size=SIZES, steps=st.integers(min_value=0, max_value=3))
     def cancelled_read(self, offset, size, steps):
-        async def go():
-            task = asyncio.ensure_future(self.f.read_at(offset, size))
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                data = await task
-            except asyncio.CancelledError:
-                data = None
-            await settle()
-            return data
-
-        data = self.run(go())
+        data = self.run_cancelled(self.f.read_at(offset, size), steps)
         if data is not None:
             assert data == os.pread(self.twin, size, offset)
 
@@ -77,18 +85,7 @@ class TwinFile(RuleBasedStateMachine):
         before = os.pread(self.twin, len(data), offset)
         size_before = os.fstat(self.twin).st_size
 
-        async def go():
-            task = asyncio.ensure_future(self.f.write_at(offset, data))
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            await settle()
-
-        self.run(go())
+        self.run_cancelled(self.f.write_at(offset, data), steps)
         now = self.run(self.f.read_at(offset, len(data)))
         if now == data:
             os.pwrite(self.twin, data, offset)
