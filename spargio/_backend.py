@@ -32,6 +32,7 @@ from ._errors import BackendUnavailable
 from ._thread_io import ThreadIO
 
 if TYPE_CHECKING:
+    from ._loop import RingSelector
     from ._loop_ring import LoopRing
 
 __all__ = [
@@ -208,7 +209,14 @@ def current_io() -> IO:
 def _new_io(loop: asyncio.AbstractEventLoop) -> IO:
     info = backend_info()
     io: IO
-    if info.name == "io_uring":
+    selector = _ring_selector_of(loop)
+    if selector is not None:
+        # A shard's loop: spargio.fs shares the ring the loop already waits on.
+        from ._loop_ring import LoopRing
+
+        io = LoopRing(loop, _ring_entries, shared=selector.ring)
+        selector.sink = io._complete
+    elif info.name == "io_uring":
         from ._loop_ring import LoopRing
 
         io = LoopRing(loop, _ring_entries)
@@ -218,6 +226,16 @@ def _new_io(loop: asyncio.AbstractEventLoop) -> IO:
     _ios[key] = io
     weakref.finalize(loop, _ios.pop, key, None)
     return io
+
+
+def _ring_selector_of(loop: asyncio.AbstractEventLoop) -> RingSelector | None:
+    """The loop's `RingSelector` if it is a shard's loop (whose ring spargio.fs shares)."""
+    selector = getattr(loop, "_selector", None)
+    if selector is None or native.IMPORT_ERROR is not None:
+        return None
+    from ._loop import RingSelector
+
+    return selector if isinstance(selector, RingSelector) and not selector.ring.closed else None
 
 
 def loop_ios() -> list[IO]:
@@ -230,3 +248,21 @@ def close_all() -> None:
     for io in list(_ios.values()):
         io.close()
     _ios.clear()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: drop the parent's loop rings without touching them.
+
+    The kernel rings are shared with the parent, so the child must not
+    submit, cancel or reap on them (`Ring.close` in the child only forgets
+    its copy).  A loop that goes on in the child gets a fresh ring on first use.
+    """
+    for io in list(_ios.values()):
+        io.closed = True
+        ring = getattr(io, "ring", None)
+        if ring is not None:
+            ring.close()
+    _ios.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

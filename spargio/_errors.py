@@ -5,6 +5,7 @@
     Exception
      ├── SpargioError                     anything spargio raises on its own account
      │    ├── ClosedError                 the runtime, ring or channel is closed
+     │    │    └── ShardDiedError         the shard running the work died (its cause is chained)
      │    ├── OverloadedError             a bounded queue is full (non-waiting variants)
      │    └── BackendUnavailable          the requested backend cannot run here (+ OSError's errno)
      └── TimeoutError (builtin)
@@ -17,7 +18,7 @@ the `os` module raises them.  Cancellation is asyncio's `CancelledError`.
 
 from __future__ import annotations
 
-__all__ = ["BackendUnavailable", "ClosedError", "OverloadedError", "SpargioError", "SpargioTimeout"]
+__all__ = ["BackendUnavailable", "ClosedError", "OverloadedError", "ShardDiedError", "SpargioError", "SpargioTimeout"]
 
 
 class SpargioError(Exception):
@@ -26,6 +27,10 @@ class SpargioError(Exception):
 
 class ClosedError(SpargioError):
     """The runtime, ring or channel was closed before or while the work ran."""
+
+
+class ShardDiedError(ClosedError):
+    """The thread of the shard that held or ran the work died; ``__cause__`` says why."""
 
 
 class OverloadedError(SpargioError):

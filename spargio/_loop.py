@@ -23,6 +23,27 @@ released.
 * Errors: a poll that fails (EBADF after the fd was closed, say) reports the
   fd ready for the events it was registered for, so asyncio's callback runs
   and sees the error itself, as with epoll's EPOLLERR.
+* Other ops on the same ring (``spargio.fs`` running on this loop) complete
+  through ``sink``, which the loop's `LoopRing` installs: one ring, one wait
+  for readiness, timers and native I/O alike.
+
+Parking (what makes a shard)
+----------------------------
+A shard hands this selector a *work source*: a wake fd the loop watches with
+``add_reader`` and a ``has_work(parking)`` callable.  Every `select` asks
+``has_work(False)`` first; if work waits, the wait is skipped and the wake fd
+is reported ready, so the shard's reader callback takes the work.  Before a
+wait that may block, the selector sets ``parked`` and asks again with
+``has_work(True)`` (the shard may steal then).  Senders put work in the inbox
+and *then* read ``parked``; the selector sets ``parked`` and *then* reads the
+inbox.  Under the GIL these are ordered, so either the sender sees the shard
+parked and wakes it, or the shard sees the work: no wakeup is lost, and none
+is sent to a shard that is awake.  A wakeup is an IORING_OP_MSG_RING message
+from the sender's ring (`Ring.on_message` marks the wake fd ready) or a write
+to the wake fd (an eventfd, polled like any fd).
+
+`ParkingEpollSelector` gives the thread backend's shards the same protocol on
+epoll.
 
 Only the thread that runs the loop touches the ring (the `Ring` checks it).
 """
@@ -33,12 +54,40 @@ import asyncio
 import errno as _errno
 import select
 import selectors
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .native.ring import Ring
 
-__all__ = ["RingSelector", "new_ring_loop"]
+__all__ = ["ParkingEpollSelector", "RingSelector", "WorkSource", "new_ring_loop"]
+
+WorkSource = Callable[[bool], bool]  # has_work(parking) -> whether work waits (may steal when parking)
+
+
+class _Parking:
+    """The parking protocol shared by the shard selectors (see the module docstring)."""
+
+    parked = False
+    wake_fd = -1
+    _has_work: WorkSource | None = None
+
+    def set_work_source(self, wake_fd: int, has_work: WorkSource) -> None:
+        """Report ``wake_fd`` ready whenever ``has_work`` says work waits (the fd must be registered)."""
+        self.wake_fd = wake_fd
+        self._has_work = has_work
+
+    def _work_waits(self, timeout: float | None) -> bool:
+        has_work = self._has_work
+        if has_work is None:
+            return False
+        if has_work(False):
+            return True
+        if timeout is None or timeout > 0:
+            self.parked = True
+            if has_work(True):
+                self.parked = False
+                return True
+        return False
 
 _POLLIN = select.POLLIN | select.POLLPRI
 _POLLOUT = select.POLLOUT
@@ -74,14 +123,17 @@ class _KeyMap(Mapping[Any, selectors.SelectorKey]):
         return iter(self._selector._keys)
 
 
-class RingSelector(selectors.BaseSelector):
+class RingSelector(_Parking, selectors.BaseSelector):
     """A selector whose readiness and waits are io_uring POLL_ADD ops and ring waits.
 
     :param entries: SQ size of the ring.
+    :ivar sink: receives the completions of ops that are not this selector's polls.
     """
 
     def __init__(self, entries: int = 256) -> None:
         self.ring = Ring(entries, self._on_cqe)
+        self.ring.on_message = self._on_message
+        self.sink: Callable[[Any, int], None] | None = None
         self._keys: dict[int, selectors.SelectorKey] = {}
         self._armed: dict[int, _Armed] = {}
         self._ready: dict[int, int] = {}
@@ -153,8 +205,21 @@ class RingSelector(selectors.BaseSelector):
             self._armed[fd] = armed
         self._to_arm.clear()
 
+    @property
+    def armed_polls(self) -> int:
+        """Polls in the ring (so a caller can tell them from native ops in flight)."""
+        return len(self._armed)
+
+    def _on_message(self, _value: int) -> None:
+        if self.wake_fd >= 0:
+            self._ready[self.wake_fd] = self._ready.get(self.wake_fd, 0) | selectors.EVENT_READ
+
     def _on_cqe(self, entry: Any, res: int) -> None:
-        if entry.__class__ is not _Armed or not entry.live:
+        if entry.__class__ is not _Armed:
+            if self.sink is not None:
+                self.sink(entry, res)
+            return
+        if not entry.live:
             return
         fd = entry.fd
         if self._armed.get(fd) is entry:
@@ -182,11 +247,17 @@ class RingSelector(selectors.BaseSelector):
     # -- waiting ---------------------------------------------------------
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self._work_waits(timeout):
+            self._on_message(0)
         self._arm_pending()
         self.ring.flush()
         if not self._ready and (timeout is None or timeout > 0):
-            self.ring.wait(timeout)
+            try:
+                self.ring.wait(timeout)
+            finally:
+                self.parked = False
             self.ring.reap()
+        self.parked = False
         ready = [(self._keys[fd], events) for fd, events in self._ready.items() if fd in self._keys]
         self._to_arm.update(self._ready)  # reported once; watch them again from the next select
         self._ready.clear()
@@ -200,6 +271,20 @@ class RingSelector(selectors.BaseSelector):
         self._ready.clear()
         self._to_arm.clear()
         self.ring.close()
+
+
+class ParkingEpollSelector(_Parking, selectors.EpollSelector):
+    """epoll with the shard parking protocol (the thread backend's shards)."""
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        work = self._work_waits(timeout)
+        try:
+            ready = super().select(0 if work else timeout)
+        finally:
+            self.parked = False
+        if work and all(key.fd != self.wake_fd for key, _events in ready):
+            ready.append((self.get_key(self.wake_fd), selectors.EVENT_READ))
+        return ready
 
 
 def new_ring_loop(entries: int = 256) -> asyncio.AbstractEventLoop:

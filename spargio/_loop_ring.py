@@ -123,17 +123,29 @@ class LoopRing:
 
     backend = "io_uring"
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, entries: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, entries: int, *, shared: Ring | None = None) -> None:
+        """Make a ring for ``loop``, or with ``shared``, use the ring ``loop`` already waits on.
+
+        A shared ring belongs to the loop's `RingSelector` (a shard): the
+        selector flushes it on every iteration and delivers its completions,
+        so no eventfd and no flush callback are needed, and the selector
+        closes it when the loop closes.
+        """
         self._loop_ref = weakref.ref(loop)
-        self.ring = Ring(entries, self._complete)
+        self._owns_ring = shared is None
+        self.ring = Ring(entries, self._complete) if shared is None else shared
         self._has_ftruncate = self.ring.supports("FTRUNCATE")
-        self._eventfd = self.ring.enable_eventfd()
-        loop.add_reader(self._eventfd, self._on_eventfd)
-        self._flush_pending = False
+        self._eventfd = -1
+        if shared is None:
+            self._eventfd = self.ring.enable_eventfd()
+            loop.add_reader(self._eventfd, self._on_eventfd)
+        # A shared ring is flushed by its selector on every loop iteration, so
+        # a flush is, in effect, always pending.
+        self._flush_pending = shared is not None
         self._pool: list[Any] = []  # 4 KiB buffers of reads that completed (never of orphans)
         self.closed = False
         self._shutdown_hook = self._install_shutdown_hook()
-        self._finalizer = weakref.finalize(loop, LoopRing._close_ring, self.ring)
+        self._finalizer = weakref.finalize(loop, LoopRing._close_ring, self.ring if shared is None else None)
 
     # -- plumbing --------------------------------------------------------
 
@@ -243,18 +255,35 @@ class LoopRing:
         return res
 
     @staticmethod
-    def _close_ring(ring: Ring) -> None:
-        ring.close()
+    def _close_ring(ring: Ring | None) -> None:
+        if ring is not None:
+            ring.close()
+
+    def send_message(self, target_ring_fd: int) -> None:
+        """Post a MSG_RING message into ring ``target_ring_fd``.
+
+        An owned ring submits it now (this loop may not run another iteration
+        soon); a shared ring's selector sends it with its next flush, which
+        always comes before the shard parks.
+        """
+        self.ring.send_message(target_ring_fd)
+        if self._owns_ring and self.ring.flush():
+            self._request_flush()
 
     def close(self) -> None:
-        """Cancel what is in flight, wait for its CQEs, destroy the ring."""
+        """Cancel what is in flight, wait for its CQEs, destroy the ring.
+
+        A shared ring is only let go of: its selector closes it with the loop.
+        """
         if self.closed:
             return
         self.closed = True
+        self._finalizer.detach()
+        if not self._owns_ring:
+            return
         loop = self._loop_ref()
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self._eventfd)
-        self._finalizer.detach()
         self.ring.close()
 
     # -- data ------------------------------------------------------------

@@ -23,6 +23,13 @@ A `Ring` owns one kernel ring and a table ``user_data -> (entry, keep)``.
   method that touches the SQ or CQ checks the calling thread and raises
   `RuntimeError` otherwise.  `adopt` moves ownership when nothing is in
   flight.
+* Messages: another ring can post a CQE into this one with
+  IORING_OP_MSG_RING (`send_message`).  Such a CQE carries user_data 0,
+  which no op ever gets (ids start at 1); it goes to ``on_message``, not the
+  sink.  A shard is woken this way.
+* Fork: a ring belongs to the process that created it.  In a forked child,
+  `close` forgets the ring without cancelling or reaping anything, because
+  the kernel ring is shared with the parent.
 """
 
 from __future__ import annotations
@@ -121,6 +128,7 @@ class Orphan:
 
 
 _INTERNAL = Orphan()
+MESSAGE_UD: Final = 0  # user_data of a CQE posted by another ring's MSG_RING
 
 
 def os_error(res: int, filename: object = None, filename2: object = None) -> OSError:
@@ -255,10 +263,13 @@ class Ring:
         self._flags = ffi.new("uint32_t[]", _REAP_BATCH)
         self._submit_ret = ffi.new("int *")
         self._eventfd = -1
+        self._pid = os.getpid()
         self._supported = self._probe()
         self.ops_started = 0
         self.ops_completed = 0
         self.ops_cancelled = 0
+        self.messages = 0
+        self.on_message: Callable[[int], None] | None = None
 
     # -- facts -----------------------------------------------------------
 
@@ -430,8 +441,14 @@ class Ring:
     def prep_poll_add(self, fd: int, mask: int, entry: Any) -> int:
         return self._prep(lib.spg_prep_poll_add, (fd, mask), entry, None)
 
-    def prep_msg_ring(self, target_fd: int, res: int, data: int, entry: Any) -> int:
-        return self._prep(lib.spg_prep_msg_ring, (target_fd, res, data), entry, None)
+    def send_message(self, target_fd: int, value: int = 0) -> int:
+        """Queue an IORING_OP_MSG_RING that posts a CQE carrying ``value`` into ring ``target_fd``.
+
+        The target sees it as a message (its ``on_message(value)``), not as an
+        op.  It leaves with the next `flush` or `wait`; this ring's own CQE for
+        it (an error if the target is gone) is consumed silently.
+        """
+        return self._prep(lib.spg_prep_msg_ring, (target_fd, value, MESSAGE_UD), _INTERNAL, None)
 
     def cancel_pending(self, ud: int) -> bool:
         """Whether op ``ud`` is still in flight and not already cancelled."""
@@ -464,12 +481,21 @@ class Ring:
             pairs = zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n), strict=True)
         ops, sink = self._ops, self._sink
         for ud, res in pairs:
+            if ud == MESSAGE_UD:
+                self._message(res)
+                continue
             entry, _keep = ops.pop(ud)
             if entry.__class__ is Orphan:
                 if entry.on_result is not None:
                     entry.on_result(res)
             else:
                 sink(entry, res)
+
+    def _message(self, value: int) -> None:
+        self.ops_completed -= 1  # a message is not an op of this ring
+        self.messages += 1
+        if self.on_message is not None:
+            self.on_message(value)
 
     def flush(self) -> bool:
         """Submit everything queued, then deliver what completed inline.
@@ -516,6 +542,11 @@ class Ring:
         write to them).  Returns the number of such ops.
         """
         if self._ptr is None:
+            return 0
+        if os.getpid() != self._pid:
+            # A forked child: the kernel ring is the parent's.  Touch nothing.
+            self._ptr = None
+            self._ops.clear()
             return 0
         self._owner = threading.get_ident()
         for ud, (entry, _keep) in list(self._ops.items()):

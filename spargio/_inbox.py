@@ -1,0 +1,97 @@
+"""A shard's inbox: the bounded queue of work that has not started yet.
+
+Two deques under one lock: ``_own`` holds work that must run on this shard
+(pinned, round-robin, sticky, or already stolen once), ``_stealable`` holds
+work other shards may take.  The owner takes the oldest item of either
+(tickets carry a global sequence number); a thief takes the newest stealable
+items, from the back, which are the coldest in the owner's caches and the
+last the owner would have reached.  Lengths are read without the lock for
+load estimates: a stale length only makes a placement slightly worse.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._ticket import Ticket
+
+__all__ = ["Inbox"]
+
+
+class Inbox:
+    """A bounded two-lane queue of tickets for one shard.
+
+    :param capacity: the most tickets it holds; `put` refuses more.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._lock = threading.Lock()
+        self._own: deque[Ticket[Any]] = deque()
+        self._stealable: deque[Ticket[Any]] = deque()
+        self.capacity = capacity
+        self._closed: Callable[[], BaseException] | None = None
+        self.accepted = 0
+        self.rejected = 0
+
+    def __len__(self) -> int:
+        return len(self._own) + len(self._stealable)
+
+    @property
+    def stealable_depth(self) -> int:
+        return len(self._stealable)
+
+    def put(self, ticket: Ticket[Any]) -> bool:
+        """Queue ``ticket``; False if the inbox is full.
+
+        :raises ClosedError: the inbox was closed (the error its closer chose).
+        """
+        with self._lock:
+            if self._closed is not None:
+                raise self._closed()
+            if len(self._own) + len(self._stealable) >= self.capacity:
+                self.rejected += 1
+                return False
+            (self._stealable if ticket.stealable else self._own).append(ticket)
+            self.accepted += 1
+            return True
+
+    def take(self, limit: int) -> list[Ticket[Any]]:
+        """The owner's side: up to ``limit`` tickets, oldest first."""
+        out: list[Ticket[Any]] = []
+        own, stealable = self._own, self._stealable
+        if not own and not stealable:
+            return out
+        with self._lock:
+            while len(out) < limit and (own or stealable):
+                if not stealable or (own and own[0].seq < stealable[0].seq):
+                    out.append(own.popleft())
+                else:
+                    out.append(stealable.popleft())
+        return out
+
+    def steal(self, limit: int) -> list[Ticket[Any]]:
+        """A thief's side: up to ``limit`` stealable tickets from the back, returned oldest first."""
+        with self._lock:
+            n = min(limit, len(self._stealable))
+            got = [self._stealable.pop() for _ in range(n)]
+        got.reverse()
+        return got
+
+    def adopt(self, tickets: list[Ticket[Any]]) -> None:
+        """Queue stolen tickets as this shard's own (they move once, never again)."""
+        with self._lock:
+            self._own.extend(tickets)
+
+    def close(self, error: Callable[[], BaseException]) -> list[Ticket[Any]]:
+        """Refuse new tickets with ``error()`` from now on; return those still queued."""
+        with self._lock:
+            self._closed = error
+            left = [*self._own, *self._stealable]
+            self._own.clear()
+            self._stealable.clear()
+        return left

@@ -1,0 +1,343 @@
+"""One shard: a thread, a ring, an asyncio event loop whose waits are ring waits, an inbox.
+
+Theory of operation
+-------------------
+The shard's thread builds a stock ``asyncio.SelectorEventLoop`` on a
+`RingSelector` (io_uring backend) or a `ParkingEpollSelector` (thread
+backend) and runs it forever, so any asyncio code runs here unchanged, and
+``spargio.fs`` on this loop shares the selector's ring.
+
+* Work arrives in the `Inbox` (tickets) and the `ShardMailbox` (callbacks:
+  cancel a running ticket, stop).  The shard's eventfd is registered with
+  ``add_reader(wake_fd, _on_wake)`` and handed to the selector as the *work
+  source*: whenever `_has_work` says something waits, the selector reports
+  the wake fd ready instead of waiting, and `_on_wake` runs.  A sender
+  wakes the shard only if its selector is parked (see `spargio._wakeup`).
+* `_on_wake` runs the mailbox, then starts at most ``_BATCH`` tickets, oldest
+  first, so one iteration never starves the loop's other callbacks; what is
+  left makes the next iteration's `select` skip its wait.
+* Starting a ticket calls its function in the submitter's context.  A plain
+  result is sent back at once; a coroutine becomes a task on this loop
+  (wrapped by `_run_coroutine`, which turns every outcome — including
+  `SystemExit`/`KeyboardInterrupt` from the work — into the ticket's result,
+  so work can never stop the shard's loop).
+* Stealing: when the selector is about to park and the inbox is empty,
+  `_has_work(parking=True)` asks the scheduler for a victim and moves up to
+  half of the victim's stealable tickets (from the back) into this inbox.
+  Work that has started never moves.
+* Stopping: ``drain=True`` lets the inbox empty and the running tickets end,
+  then stops the loop; ``drain=False`` stops at once.  On the way out
+  (`_shut_down`) the inbox is closed and what is left in it fails with
+  `ClosedError`; tasks still running are cancelled (their tickets fail with
+  `ClosedError` too); async generators and the default executor are shut
+  down; the loop closes, which closes the ring: in-flight native ops are
+  cancelled and their CQEs awaited before the ring is destroyed.
+* Death: if anything escapes ``run_forever`` (a `SystemExit` raised by loop
+  machinery, say), the same way out runs with `ShardDiedError` (caused by
+  what escaped) as the error, at once, and the runtime steers new work to
+  the shards that are still alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import ClosedError, ShardDiedError
+from ._inbox import Inbox
+from ._wakeup import ShardMailbox, Waker, register_mailbox
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from ._loop import _Parking
+    from ._runtime import Runtime
+    from ._ticket import Ticket
+    from .native.ring import Ring
+
+__all__ = ["Shard", "current_shard"]
+
+_BATCH: Final = 64  # tickets started per loop iteration, at most
+_SHUTDOWN_GRACE: Final = 5.0  # seconds cancelled tasks get to finish when a shard stops
+
+_local = threading.local()
+_iscoroutine = asyncio.iscoroutine
+
+
+def current_shard() -> int | None:
+    """The index of the shard the caller runs on, or None outside the shard pool."""
+    shard: Shard | None = getattr(_local, "shard", None)
+    return None if shard is None else shard.index
+
+
+class Shard:
+    """One shard of a `Runtime`.  Created and started by the runtime."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        index: int,
+        *,
+        ring_entries: int,
+        use_ring: bool,
+        msg_ring: bool,
+        cpu: int | None,
+        capacity: int,
+    ) -> None:
+        self.runtime = runtime
+        self.index = index
+        self.inbox = Inbox(capacity)
+        self._ring_entries = ring_entries
+        self._use_ring = use_ring
+        self._msg_ring = msg_ring
+        self._cpu = cpu
+        self.alive = False
+        self.death: BaseException | None = None
+        self.running = 0  # tickets started and not finished (sync fns while they run, tasks)
+        self.started = 0
+        self.completed = 0
+        self.dropped = 0  # cancelled while queued: never ran
+        self.cancelled = 0  # running coroutines that ended cancelled
+        self.abandoned = 0  # sync fns whose caller had gone when they returned
+        self.stolen = 0
+        self.steal_attempts = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.selector: _Parking | None = None
+        self.ring: Ring | None = None
+        self.waker: Waker | None = None
+        self.mailbox: ShardMailbox | None = None
+        self._stop_error: Callable[[], ClosedError] | None = None
+        self._draining = False
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._main, name=f"spargio-shard-{index}", daemon=True)
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else ("dead" if self.death else "stopped")
+        return f"<Shard {self.index} {state} queued={len(self.inbox)} running={self.running}>"
+
+    # -- any thread ------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread and wait until its loop runs.
+
+        :raises BaseException: whatever building the loop raised (a ring that could not be set up).
+        """
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def load(self) -> int:
+        """Queued + running tickets + native ops in flight (a lock-free estimate)."""
+        if not self.alive:
+            return 1 << 30
+        return len(self.inbox) + self.running + self.ops_in_flight()
+
+    def ops_in_flight(self) -> int:
+        """Native ops in this shard's ring, not counting the selector's readiness polls."""
+        ring, selector = self.ring, self.selector
+        if ring is None or ring.closed:
+            return 0
+        return max(0, ring.in_flight - getattr(selector, "armed_polls", 0))
+
+    def post(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run ``fn(arg)`` on the shard's loop soon (dropped if the shard has stopped)."""
+        mailbox = self.mailbox
+        if mailbox is not None and self.alive:
+            mailbox.post(fn, arg)
+
+    def wake(self) -> None:
+        waker = self.waker
+        if waker is not None:
+            waker.wake()
+
+    def request_stop(self, drain: bool) -> None:
+        """Ask the shard to stop: after the queued and running work (drain) or now."""
+        self.post(self._begin_stop, drain)
+
+    def join(self, timeout: float | None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the shard's thread ----------------------------------------------
+
+    def _make_loop(self) -> tuple[asyncio.AbstractEventLoop, _Parking]:
+        selector: Any
+        if self._use_ring:
+            from ._loop import RingSelector
+
+            selector = RingSelector(self._ring_entries)
+            self.ring = selector.ring
+        else:
+            from ._loop import ParkingEpollSelector
+
+            selector = ParkingEpollSelector()
+        return asyncio.SelectorEventLoop(selector), selector
+
+    def _main(self) -> None:
+        if self._cpu is not None:
+            try:
+                os.sched_setaffinity(0, {self._cpu})
+            except OSError as exc:
+                self._start_error = exc
+        try:
+            if self._start_error is not None:
+                raise self._start_error
+            loop, selector = self._make_loop()
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            self.stopped.set_result(None)
+            return
+        _local.shard = self
+        asyncio.set_event_loop(loop)
+        wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        ring = self.ring
+        self.waker = Waker(selector, wake_fd, ring.fd if ring is not None and self._msg_ring else -1, self.runtime.tally)
+        self.mailbox = ShardMailbox(self.waker)
+        register_mailbox(loop, self.mailbox)
+        loop.add_reader(wake_fd, self._on_wake)
+        selector.set_work_source(wake_fd, self._has_work)
+        self.loop, self.selector = loop, selector
+        self.alive = True
+        self._ready.set()
+        try:
+            loop.run_forever()
+        except BaseException as exc:
+            self.death = exc
+        finally:
+            self._shut_down(loop, wake_fd)
+
+    def _has_work(self, parking: bool) -> bool:
+        if not self.alive:
+            return False
+        if self.mailbox or len(self.inbox):
+            return True
+        return parking and not self._draining and self._steal()
+
+    def _steal(self) -> bool:
+        shards = self.runtime.shard_list
+        if len(shards) < 2:
+            return False
+        self.steal_attempts += 1
+        depths = [shard.inbox.stealable_depth if shard.alive else 0 for shard in shards]
+        victim = self.runtime.scheduler.victim(self.index, depths)
+        if victim is None:
+            return False
+        got = shards[victim].inbox.steal(max(1, depths[victim] // 2))
+        if not got:
+            return False
+        self.stolen += len(got)
+        self.inbox.adopt(got)
+        return True
+
+    def _on_wake(self) -> None:
+        assert self.waker is not None and self.mailbox is not None
+        self.waker.woken()
+        if self.mailbox:
+            self.mailbox.drain()
+        batch = self.inbox.take(_BATCH)
+        if batch:
+            self.runtime.space_freed(len(batch))
+            for ticket in batch:
+                self._start(ticket)
+        if self._draining and not self.running and not len(self.inbox):
+            self._stop_loop()
+
+    def _start(self, ticket: Ticket[Any]) -> None:
+        if not ticket.claim(self):
+            self.dropped += 1
+            return
+        self.started += 1
+        self.running += 1
+        try:
+            result = ticket.run()
+        except BaseException as exc:
+            self._finished(ticket, None, exc)
+            return
+        if _iscoroutine(result):
+            assert self.loop is not None
+            ticket._task = self.loop.create_task(self._run_coroutine(ticket, result), context=ticket._context)
+        else:
+            self._finished(ticket, result, None)
+
+    async def _run_coroutine(self, ticket: Ticket[Any], coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            value = await coro
+        except asyncio.CancelledError as exc:
+            self.cancelled += 1
+            self._finished(ticket, None, self._stop_error() if self._stop_error is not None else exc)
+        except BaseException as exc:
+            self._finished(ticket, None, exc)
+        else:
+            self._finished(ticket, value, None)
+        if self._draining and not self.running and not len(self.inbox):
+            self._stop_loop()
+
+    def _finished(self, ticket: Ticket[Any], value: Any, error: BaseException | None) -> None:
+        self.running -= 1
+        self.completed += 1
+        if ticket._cancel_requested and ticket._task is None:
+            self.abandoned += 1
+        ticket.finish(value, error, self.runtime.tally)
+
+    def _begin_stop(self, drain: bool) -> None:
+        if drain:
+            self._draining = True
+            if not self.running and not len(self.inbox):
+                self._stop_loop()
+        else:
+            self._stop_error = self.runtime.closed_error
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        assert self.loop is not None
+        self.loop.stop()
+
+    def _closing_error(self) -> ClosedError:
+        if self.death is not None:
+            err = ShardDiedError(f"spargio shard {self.index}'s thread died: {self.death!r}")
+            err.__cause__ = self.death
+            return err
+        return self.runtime.closed_error()
+
+    def _shut_down(self, loop: asyncio.AbstractEventLoop, wake_fd: int) -> None:
+        self.alive = False
+        self._stop_error = self._closing_error
+        try:
+            tally = self.runtime.tally
+            for ticket in self.inbox.close(self._closing_error):
+                if ticket.drop(self._closing_error(), tally):
+                    self.dropped += 1
+            assert self.mailbox is not None
+            self.mailbox.drain()
+            self._cancel_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.remove_reader(wake_fd)
+        finally:
+            os.close(wake_fd)
+            loop.close()
+            asyncio.set_event_loop(None)
+            _local.shard = None
+            self.runtime.shard_stopped(self)
+            self.stopped.set_result(None)
+
+    @staticmethod
+    def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
+        tasks = asyncio.all_tasks(loop)
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.wait(tasks, timeout=_SHUTDOWN_GRACE))
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                loop.call_exception_handler(
+                    {"message": "unhandled exception in a task on a stopping spargio shard", "exception": task.exception(), "task": task}
+                )

@@ -1,0 +1,205 @@
+"""Wakeups: how work and replies reach a loop that may be asleep.
+
+Theory of operation
+-------------------
+A wakeup across cores costs ~25 us on the machines we measure, more than the
+work of a small call, so the rule here is: never wake a loop that is awake,
+and wake a sleeping one once for everything that is waiting for it.
+
+* `Waker` (one per shard) wakes a shard's loop after something was put in
+  its inbox or mailbox.  It does nothing unless the shard's selector is
+  ``parked`` (see `spargio._loop`) and no wake is already on its way
+  (``pending``, cleared by the shard when it wakes).  The wake itself is an
+  IORING_OP_MSG_RING message into the shard's ring, sent from the calling
+  loop's own ring when the kernel has MSG_RING and the caller has a ring (a
+  shard's ring, or a service loop's loop ring); otherwise a write to the
+  shard's eventfd.  A shard sender's message leaves with that shard's next
+  flush (it always flushes before it parks); a service loop sends at once,
+  because nothing guarantees that loop another iteration soon.
+* `Mailbox` (one per loop) carries callbacks posted from any thread to the
+  loop's thread, where `drain` runs them in order.  The first post after a
+  drain wakes the loop; later posts ride along, so N results that are ready
+  together cost one wakeup.  A drain first disarms and then empties the
+  queue, so a post never lands unseen: it either sees the mailbox armed (the
+  coming drain takes it) or arms it again.
+* `Tally` counts wakeups by kind for `Runtime.stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from ._backend import current_io
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._loop import _Parking
+
+__all__ = ["KINDS", "LoopMailbox", "Mailbox", "ShardMailbox", "Tally", "Waker", "mailbox_for", "register_mailbox"]
+
+KINDS: Final = ("msg_ring", "eventfd", "loop")
+_get_running_loop = asyncio._get_running_loop
+
+
+class Tally:
+    """Wakeups sent, by kind (``msg_ring``, ``eventfd``, ``loop``); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(KINDS, 0)
+
+    def add(self, kind: str) -> None:
+        with self._lock:
+            self._counts[kind] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class Waker:
+    """Wakes one shard's loop if, and only if, it may be parked.
+
+    :param selector: the shard's selector (its ``parked`` flag is read).
+    :param wake_fd: the shard's eventfd (watched by its loop).
+    :param ring_fd: the shard's ring fd for MSG_RING, or -1 to use the eventfd only.
+    """
+
+    __slots__ = ("_ring_fd", "_selector", "_tally", "_wake_fd", "eventfd_written", "pending")
+
+    def __init__(self, selector: _Parking, wake_fd: int, ring_fd: int, tally: Tally) -> None:
+        self._selector = selector
+        self._wake_fd = wake_fd
+        self._ring_fd = ring_fd
+        self._tally = tally
+        self.pending = False
+        self.eventfd_written = False
+
+    @property
+    def parked(self) -> bool:
+        return self._selector.parked
+
+    def wake(self) -> bool:
+        """Wake the shard if it may be parked; returns whether a wakeup was sent."""
+        if not self._selector.parked or self.pending:
+            return False
+        self.pending = True
+        if self._ring_fd >= 0 and _get_running_loop() is not None:
+            send = getattr(current_io(), "send_message", None)
+            if send is not None:
+                send(self._ring_fd)
+                self._tally.add("msg_ring")
+                return True
+        self.eventfd_written = True
+        os.eventfd_write(self._wake_fd, 1)
+        self._tally.add("eventfd")
+        return True
+
+    def woken(self) -> None:
+        """The shard is awake: the next wake must be sent again.  Drains the eventfd if it was written."""
+        self.pending = False
+        if self.eventfd_written:
+            self.eventfd_written = False
+            try:
+                os.eventfd_read(self._wake_fd)
+            except BlockingIOError:
+                pass
+
+
+class Mailbox:
+    """Callbacks for one loop, posted from any thread, run on that loop in batches.
+
+    Subclasses say how the loop is woken (`_wake`, called by the post that
+    arms the mailbox, with the poster's `Tally`).
+    """
+
+    __slots__ = ("__weakref__", "_armed", "_items")
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._armed = False
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def post(self, fn: Callable[[Any], None], arg: Any, tally: Tally | None = None) -> None:
+        """Run ``fn(arg)`` on the mailbox's loop soon; wakes it only if no drain is coming."""
+        self._items.append((fn, arg))
+        if not self._armed:
+            self._armed = True
+            self._wake(tally)
+
+    def drain(self) -> None:
+        """Run everything posted so far (on the mailbox's loop)."""
+        self._armed = False
+        items = self._items
+        pop = items.popleft
+        while items:
+            fn, arg = pop()
+            fn(arg)
+
+    def _wake(self, tally: Tally | None) -> None:
+        raise NotImplementedError
+
+
+class LoopMailbox(Mailbox):
+    """The mailbox of a service loop (asyncio or uvloop): woken with ``call_soon_threadsafe``."""
+
+    __slots__ = ("_loop_ref",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop_ref = weakref.ref(loop)
+
+    def _wake(self, tally: Tally | None) -> None:
+        loop = self._loop_ref()
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self.drain)
+        except RuntimeError:  # the loop is closed: nobody is left to read the replies
+            return
+        if tally is not None:
+            tally.add("loop")
+
+
+class ShardMailbox(Mailbox):
+    """The mailbox of a shard's loop: woken through the shard's `Waker` (the shard drains it itself)."""
+
+    __slots__ = ("_waker",)
+
+    def __init__(self, waker: Waker) -> None:
+        super().__init__()
+        self._waker = waker
+
+    def post(self, fn: Callable[[Any], None], arg: Any, tally: Tally | None = None) -> None:
+        self._items.append((fn, arg))
+        self._waker.wake()
+
+    def _wake(self, tally: Tally | None) -> None:
+        self._waker.wake()
+
+
+_boxes: dict[int, Mailbox] = {}
+
+
+def mailbox_for(loop: asyncio.AbstractEventLoop) -> Mailbox:
+    """The mailbox of ``loop`` (created on first use for a service loop)."""
+    box = _boxes.get(id(loop))
+    if box is None:
+        box = LoopMailbox(loop)
+        register_mailbox(loop, box)
+    return box
+
+
+def register_mailbox(loop: asyncio.AbstractEventLoop, box: Mailbox) -> None:
+    """Make ``box`` the mailbox of ``loop`` until the loop is garbage collected."""
+    key = id(loop)
+    _boxes[key] = box
+    weakref.finalize(loop, _boxes.pop, key, None)
