@@ -1,8 +1,8 @@
 """A shard's inbox: the bounded queue of work that has not started yet.
 
 Two deques under one lock: ``_own`` holds work that must run on this shard
-(pinned, round-robin, sticky, or already stolen once), ``_stealable`` holds
-work other shards may take.  The owner takes the oldest item of either
+(pinned, round-robin, sticky), ``_stealable`` holds work other shards may
+take (stolen work included: it has not started, so it may move again).  The owner takes the oldest item of either
 (tickets carry a global sequence number); a thief takes the newest stealable
 items, from the back, which are the coldest in the owner's caches and the
 last the owner would have reached.  Lengths are read without the lock for
@@ -60,19 +60,19 @@ class Inbox:
             self.accepted += 1
             return True
 
-    def take(self, limit: int) -> list[Ticket[Any]]:
-        """The owner's side: up to ``limit`` tickets, oldest first."""
-        out: list[Ticket[Any]] = []
+    def take(self) -> Ticket[Any] | None:
+        """The owner's side: the oldest ticket, or None.
+
+        One at a time: a ticket left in the inbox can still be stolen while
+        the owner runs the one before it.
+        """
         own, stealable = self._own, self._stealable
         if not own and not stealable:
-            return out
+            return None
         with self._lock:
-            while len(out) < limit and (own or stealable):
-                if not stealable or (own and own[0].seq < stealable[0].seq):
-                    out.append(own.popleft())
-                else:
-                    out.append(stealable.popleft())
-        return out
+            if not stealable or (own and own[0].seq < stealable[0].seq):
+                return own.popleft() if own else None
+            return stealable.popleft()
 
     def steal(self, limit: int) -> list[Ticket[Any]]:
         """A thief's side: up to ``limit`` stealable tickets from the back, returned oldest first."""
@@ -83,9 +83,10 @@ class Inbox:
         return got
 
     def adopt(self, tickets: list[Ticket[Any]]) -> None:
-        """Queue stolen tickets as this shard's own (they move once, never again)."""
+        """Queue stolen tickets here.  They stay stealable: a thief that is
+        busy with the first may lose the rest to another idle shard."""
         with self._lock:
-            self._own.extend(tickets)
+            self._stealable.extend(tickets)
 
     def close(self, error: Callable[[], BaseException]) -> list[Ticket[Any]]:
         """Refuse new tickets with ``error()`` from now on; return those still queued."""

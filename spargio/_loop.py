@@ -25,7 +25,9 @@ released.
   and sees the error itself, as with epoll's EPOLLERR.
 * Other ops on the same ring (``spargio.fs`` running on this loop) complete
   through ``sink``, which the loop's `LoopRing` installs: one ring, one wait
-  for readiness, timers and native I/O alike.
+  for readiness, timers and native I/O alike.  An op the kernel completes
+  inside the flush resolves a future (scheduling callbacks), so that
+  `select` returns without waiting.
 
 Parking (what makes a shard)
 ----------------------------
@@ -134,6 +136,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self.ring = Ring(entries, self._on_cqe)
         self.ring.on_message = self._on_message
         self.sink: Callable[[Any, int], None] | None = None
+        self._delivered = False
         self._keys: dict[int, selectors.SelectorKey] = {}
         self._armed: dict[int, _Armed] = {}
         self._ready: dict[int, int] = {}
@@ -217,6 +220,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
     def _on_cqe(self, entry: Any, res: int) -> None:
         if entry.__class__ is not _Armed:
             if self.sink is not None:
+                self._delivered = True
                 self.sink(entry, res)
             return
         if not entry.live:
@@ -250,8 +254,10 @@ class RingSelector(_Parking, selectors.BaseSelector):
         if self._work_waits(timeout):
             self._on_message(0)
         self._arm_pending()
+        self._delivered = False
         self.ring.flush()
-        if not self._ready and (timeout is None or timeout > 0):
+        # A native op that completed inside the flush has made callbacks ready: do not wait.
+        if not self._ready and not self._delivered and (timeout is None or timeout > 0):
             try:
                 self.ring.wait(timeout)
             finally:

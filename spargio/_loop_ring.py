@@ -260,14 +260,14 @@ class LoopRing:
             ring.close()
 
     def send_message(self, target_ring_fd: int) -> None:
-        """Post a MSG_RING message into ring ``target_ring_fd``.
+        """Post a MSG_RING message into ring ``target_ring_fd``, submitted now.
 
-        An owned ring submits it now (this loop may not run another iteration
-        soon); a shared ring's selector sends it with its next flush, which
-        always comes before the shard parks.
+        Not deferred to the end of the iteration: the sender may be about to
+        block (a shard starting a long sync function) or to stop running its
+        loop, and a wake that sits in an SQ would strand the work it announces.
         """
         self.ring.send_message(target_ring_fd)
-        if self._owns_ring and self.ring.flush():
+        if self.ring.flush():
             self._request_flush()
 
     def close(self) -> None:

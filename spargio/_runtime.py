@@ -463,8 +463,8 @@ class Runtime:
             else:
                 return None
         waker = shard.waker
-        if waker is not None and not waker.wake() and decision.stealable and len(shard.inbox) >= MIN_STEAL_DEPTH:
-            self._wake_a_thief(shard)
+        if waker is not None and not waker.wake() and decision.stealable and shard.stealable_backlog() >= MIN_STEAL_DEPTH:
+            self.wake_a_thief(shard)
         return ticket
 
     def _put(self, shard: Shard, ticket: Ticket[Any], fallback: bool) -> bool:
@@ -478,12 +478,26 @@ class Runtime:
     def _by_load(self, skip: Shard) -> list[Shard]:
         return sorted((s for s in self.shard_list if s is not skip and s.alive), key=Shard.load)
 
-    def _wake_a_thief(self, busy: Shard) -> None:
+    def wake_a_thief(self, busy: Shard) -> None:
+        """Wake one parked shard (other than ``busy``) so that it steals ``busy``'s backlog.
+
+        The shard is told it was woken to steal: if its own work arrives
+        first, it passes the errand on (`pass_on_theft`) instead of letting
+        the backlog wait behind work that may run for a long time.
+        """
         for shard in self.shard_list:
             waker = shard.waker
             if shard is not busy and waker is not None and waker.parked and not waker.pending and shard.alive:
+                shard.woken_to_steal = True
                 waker.wake()
                 return
+
+    def pass_on_theft(self, thief: Shard) -> None:
+        """``thief`` was woken to steal but has work of its own: wake another for the deepest backlog."""
+        backlogs = [shard.stealable_backlog() for shard in self.shard_list]
+        deepest = max(range(len(backlogs)), key=backlogs.__getitem__)
+        if backlogs[deepest] >= MIN_STEAL_DEPTH:
+            self.wake_a_thief(self.shard_list[deepest])
 
     def space_freed(self, n: int) -> None:
         """Shards took ``n`` tickets from their inboxes: let up to ``n`` waiting submitters retry."""

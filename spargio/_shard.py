@@ -15,16 +15,23 @@ backend) and runs it forever, so any asyncio code runs here unchanged, and
   wakes the shard only if its selector is parked (see `spargio._wakeup`).
 * `_on_wake` runs the mailbox, then starts at most ``_BATCH`` tickets, oldest
   first, so one iteration never starves the loop's other callbacks; what is
-  left makes the next iteration's `select` skip its wait.
+  left makes the next iteration's `select` skip its wait.  Tickets leave the
+  inbox one at a time, so those behind a long-running one stay stealable,
+  and while stealable work waits behind the ticket being started, a parked
+  shard is woken to come and steal it.
 * Starting a ticket calls its function in the submitter's context.  A plain
   result is sent back at once; a coroutine becomes a task on this loop
   (wrapped by `_run_coroutine`, which turns every outcome — including
   `SystemExit`/`KeyboardInterrupt` from the work — into the ticket's result,
   so work can never stop the shard's loop).
 * Stealing: when the selector is about to park and the inbox is empty,
-  `_has_work(parking=True)` asks the scheduler for a victim and moves up to
-  half of the victim's stealable tickets (from the back) into this inbox.
-  Work that has started never moves.
+  `_has_work(parking=True)` asks the scheduler for a victim (the deepest
+  stealable backlog: queued stealable tickets plus those running ahead of
+  them) and moves up to half of the victim's stealable tickets (from the
+  back) into this inbox.  Work that has started never moves.  A thief that
+  leaves a victim still deep wakes one more; a shard woken to steal that
+  finds work of its own passes the errand to another parked shard, so a
+  backlog never waits behind a thief that got busy.
 * Stopping: ``drain=True`` lets the inbox empty and the running tickets end,
   then stops the loop; ``drain=False`` stops at once.  On the way out
   (`_shut_down`) the inbox is closed and what is left in it fails with
@@ -48,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ClosedError, ShardDiedError
 from ._inbox import Inbox
+from ._steal import MIN_STEAL_DEPTH
 from ._wakeup import ShardMailbox, Waker, register_mailbox
 
 if TYPE_CHECKING:
@@ -104,6 +112,7 @@ class Shard:
         self.abandoned = 0  # sync fns whose caller had gone when they returned
         self.stolen = 0
         self.steal_attempts = 0
+        self.woken_to_steal = False  # set by the runtime's wake_a_thief (see pass_on_theft)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.selector: _Parking | None = None
         self.ring: Ring | None = None
@@ -137,6 +146,13 @@ class Shard:
         if not self.alive:
             return 1 << 30
         return len(self.inbox) + self.running + self.ops_in_flight()
+
+    def stealable_backlog(self) -> int:
+        """How deep the stealable work waits: queued stealable tickets plus the tickets
+        running ahead of them (a shard busy with one ticket and holding one more is a
+        fair victim; an idle shard holding one is not).  0 if nothing is stealable."""
+        depth = self.inbox.stealable_depth
+        return depth + self.running if depth and self.alive else 0
 
     def ops_in_flight(self) -> int:
         """Native ops in this shard's ring, not counting the selector's readiness polls."""
@@ -225,15 +241,19 @@ class Shard:
         if len(shards) < 2:
             return False
         self.steal_attempts += 1
-        depths = [shard.inbox.stealable_depth if shard.alive else 0 for shard in shards]
+        depths = [shard.stealable_backlog() for shard in shards]
         victim = self.runtime.scheduler.victim(self.index, depths)
         if victim is None:
             return False
-        got = shards[victim].inbox.steal(max(1, depths[victim] // 2))
+        victim_inbox = shards[victim].inbox
+        got = victim_inbox.steal(max(1, victim_inbox.stealable_depth // 2))
         if not got:
             return False
         self.stolen += len(got)
         self.inbox.adopt(got)
+        self.woken_to_steal = False
+        if shards[victim].stealable_backlog() >= MIN_STEAL_DEPTH:
+            self.runtime.wake_a_thief(shards[victim])  # still deep: bring in one more thief
         return True
 
     def _on_wake(self) -> None:
@@ -241,11 +261,16 @@ class Shard:
         self.waker.woken()
         if self.mailbox:
             self.mailbox.drain()
-        batch = self.inbox.take(_BATCH)
-        if batch:
-            self.runtime.space_freed(len(batch))
-            for ticket in batch:
-                self._start(ticket)
+        inbox, runtime = self.inbox, self.runtime
+        if self.woken_to_steal and len(inbox):
+            self.woken_to_steal = False
+            runtime.pass_on_theft(self)
+        for _ in range(_BATCH):
+            ticket = inbox.take()
+            if ticket is None:
+                break
+            runtime.space_freed(1)
+            self._start(ticket)
         if self._draining and not self.running and not len(self.inbox):
             self._stop_loop()
 
@@ -255,6 +280,8 @@ class Shard:
             return
         self.started += 1
         self.running += 1
+        if self.inbox.stealable_depth:
+            self.runtime.wake_a_thief(self)  # what waits behind this ticket may run elsewhere
         try:
             result = ticket.run()
         except BaseException as exc:

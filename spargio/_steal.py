@@ -156,7 +156,9 @@ class Scheduler:
     def victim(self, thief: int, stealable_depths: Sequence[int]) -> int | None:
         """The shard an idle ``thief`` should steal from, or None.
 
-        :param stealable_depths: per shard, how many stealable items wait in its inbox.
+        :param stealable_depths: per shard, how deep its stealable work waits
+            (the runtime counts queued stealable items plus the items running
+            ahead of them; 0 when nothing is stealable).
         """
         self._check_shard(thief, "victim")
         best, best_depth = None, MIN_STEAL_DEPTH - 1

@@ -13,9 +13,10 @@ and wake a sleeping one once for everything that is waiting for it.
   IORING_OP_MSG_RING message into the shard's ring, sent from the calling
   loop's own ring when the kernel has MSG_RING and the caller has a ring (a
   shard's ring, or a service loop's loop ring); otherwise a write to the
-  shard's eventfd.  A shard sender's message leaves with that shard's next
-  flush (it always flushes before it parks); a service loop sends at once,
-  because nothing guarantees that loop another iteration soon.
+  shard's eventfd.  Either way the wake leaves at once: a sender may be about
+  to block (a shard starting a long sync function), and a wake that waited
+  in an SQ would strand the work it announces (``pending`` would stop
+  anyone else from waking the shard).
 * `Mailbox` (one per loop) carries callbacks posted from any thread to the
   loop's thread, where `drain` runs them in order.  The first post after a
   drain wakes the loop; later posts ride along, so N results that are ready
@@ -71,7 +72,7 @@ class Waker:
     :param ring_fd: the shard's ring fd for MSG_RING, or -1 to use the eventfd only.
     """
 
-    __slots__ = ("_ring_fd", "_selector", "_tally", "_wake_fd", "eventfd_written", "pending")
+    __slots__ = ("_ring_fd", "_selector", "_tally", "_wake_fd", "pending")
 
     def __init__(self, selector: _Parking, wake_fd: int, ring_fd: int, tally: Tally) -> None:
         self._selector = selector
@@ -79,7 +80,6 @@ class Waker:
         self._ring_fd = ring_fd
         self._tally = tally
         self.pending = False
-        self.eventfd_written = False
 
     @property
     def parked(self) -> bool:
@@ -96,20 +96,22 @@ class Waker:
                 send(self._ring_fd)
                 self._tally.add("msg_ring")
                 return True
-        self.eventfd_written = True
         os.eventfd_write(self._wake_fd, 1)
         self._tally.add("eventfd")
         return True
 
     def woken(self) -> None:
-        """The shard is awake: the next wake must be sent again.  Drains the eventfd if it was written."""
+        """The shard is awake: the next wake must be sent again.  Drains the eventfd.
+
+        The read is unconditional: even with MSG_RING, a sender without a ring
+        (a plain thread) writes the eventfd, and a flag saying so could be set
+        after this read, leaving the fd readable and the shard spinning.
+        """
         self.pending = False
-        if self.eventfd_written:
-            self.eventfd_written = False
-            try:
-                os.eventfd_read(self._wake_fd)
-            except BlockingIOError:
-                pass
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass
 
 
 class Mailbox:

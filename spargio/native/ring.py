@@ -38,6 +38,7 @@ import errno as _errno
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -104,6 +105,9 @@ _aligned_alloc = ffi.new_allocator(
     alloc=lib.spg_aligned_alloc, free=lib.spg_aligned_free, should_clear_after_alloc=False
 )
 _STATX_SIZE: Final = int(lib.spg_statx_size())
+
+# Every ring not yet closed (the books in spargio.testing look for leaks here).
+open_rings: weakref.WeakSet[Ring] = weakref.WeakSet()
 
 # Buffers of ops that were still in the kernel when their ring had to be
 # destroyed anyway.  They are never freed: the kernel may still write them.
@@ -270,6 +274,7 @@ class Ring:
         self.ops_cancelled = 0
         self.messages = 0
         self.on_message: Callable[[int], None] | None = None
+        open_rings.add(self)
 
     # -- facts -----------------------------------------------------------
 
@@ -543,6 +548,7 @@ class Ring:
         """
         if self._ptr is None:
             return 0
+        open_rings.discard(self)
         if os.getpid() != self._pid:
             # A forked child: the kernel ring is the parent's.  Touch nothing.
             self._ptr = None

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from ._books import Books as Books
 from ._books import open_fds as open_fds
+from ._books import open_rings as open_rings
+from ._books import shard_threads as shard_threads
+from ._faults import ShardKilled as ShardKilled
+from ._faults import kill_shard as kill_shard
 from ._seccomp import block_io_uring as block_io_uring
 from ._settle import settle as settle
 
-__all__ = ["Books", "block_io_uring", "open_fds", "settle"]
+__all__ = [
+    "Books",
+    "ShardKilled",
+    "block_io_uring",
+    "kill_shard",
+    "open_fds",
+    "open_rings",
+    "settle",
+    "shard_threads",
+]

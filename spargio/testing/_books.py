@@ -1,25 +1,40 @@
-"""Books that must balance: ops submitted == completed, fds opened == closed.
+"""Books that must balance: ops, fds, rings and shard threads.
 
 ``Books.take()`` snapshots the process; ``Books.check()`` (after the test)
 raises `AssertionError` naming what did not balance: ops still in flight on
-any loop ring, ops started but not completed, or file descriptors that were
-opened and not closed.
+any loop ring, ops started but not completed, file descriptors opened and not
+closed, io_uring rings created and not closed, or shard threads still running.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 
+from .. import native
 from .._backend import loop_ios
 
-__all__ = ["Books", "open_fds"]
+__all__ = ["Books", "open_fds", "open_rings", "shard_threads"]
 
 
 def open_fds() -> set[int]:
     """The fds this process has open now."""
     return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def open_rings() -> set[int]:
+    """ids of the `Ring` objects not yet closed."""
+    if native.IMPORT_ERROR is not None:
+        return set()
+    return {id(ring) for ring in native.ring.open_rings}
+
+
+def shard_threads() -> set[threading.Thread]:
+    """The shard threads that are running now."""
+    return {t for t in threading.enumerate() if t.name.startswith("spargio-shard-")}
 
 
 def _ring_counts() -> tuple[int, int, int]:
@@ -38,19 +53,32 @@ def _ring_counts() -> tuple[int, int, int]:
 @dataclass
 class Books:
     fds: set[int] = field(default_factory=set)
+    rings: set[int] = field(default_factory=set)
+    threads: set[threading.Thread] = field(default_factory=set)
 
     @classmethod
     def take(cls) -> Books:
-        return cls(fds=open_fds())
+        return cls(fds=open_fds(), rings=open_rings(), threads=shard_threads())
 
-    def check(self, *, ignore_fds: set[int] | None = None) -> None:
-        gc.collect()
+    def check(self, *, ignore_fds: set[int] | None = None, thread_grace: float = 2.0) -> None:
         problems = []
+        # A shard thread sets its stopped future just before it returns: give it a moment.
+        deadline = time.monotonic() + thread_grace
+        while (shard_threads() - self.threads) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        gc.collect()
+        threads = shard_threads() - self.threads
+        if threads:
+            problems.append(f"shard threads still running: {sorted(t.name for t in threads)}")
         started, completed, in_flight = _ring_counts()
         if in_flight:
             problems.append(f"{in_flight} ops still in flight")
         if started != completed:
             problems.append(f"ops started ({started}) != ops completed ({completed})")
+        live_loop_rings = {id(ring) for ring in (getattr(io, "ring", None) for io in loop_ios()) if ring is not None}
+        rings = open_rings() - self.rings - live_loop_rings
+        if rings:
+            problems.append(f"{len(rings)} io_uring rings created and not closed")
         leaked = open_fds() - self.fds - (ignore_fds or set())
         leaked = {fd for fd in leaked if not _is_ring_fd(fd)}
         if leaked:
