@@ -11,21 +11,6 @@ from __future__ import annotations
 import atexit as _atexit
 
 from . import fs as fs
-from ._runtime import Runtime as Runtime
-from ._runtime import RuntimeStats as RuntimeStats
-from ._runtime import ShardStats as ShardStats
-from ._runtime import WakeupStats as WakeupStats
-from ._runtime import current_runtime as current_runtime
-from ._runtime import default_runtime as default_runtime
-from ._runtime import run as run
-from ._shard import current_shard as current_shard
-from ._steal import Pinned as Pinned
-from ._steal import Placement as Placement
-from ._steal import RoundRobin as RoundRobin
-from ._steal import Stealable as Stealable
-from ._steal import StealablePreferred as StealablePreferred
-from ._steal import Sticky as Sticky
-from ._ticket import Ticket as Ticket
 from ._backend import (
     BackendFallbackWarning as BackendFallbackWarning,
 )
@@ -59,6 +44,21 @@ from ._errors import (
 from ._errors import (
     SpargioTimeout as SpargioTimeout,
 )
+from ._runtime import Runtime as Runtime
+from ._runtime import RuntimeStats as RuntimeStats
+from ._runtime import ShardStats as ShardStats
+from ._runtime import WakeupStats as WakeupStats
+from ._runtime import current_runtime as current_runtime
+from ._runtime import default_runtime as default_runtime
+from ._runtime import run as run
+from ._shard import current_shard as current_shard
+from ._steal import Pinned as Pinned
+from ._steal import Placement as Placement
+from ._steal import RoundRobin as RoundRobin
+from ._steal import Stealable as Stealable
+from ._steal import StealablePreferred as StealablePreferred
+from ._steal import Sticky as Sticky
+from ._ticket import Ticket as Ticket
 
 __version__ = "0.1.0"
 

@@ -91,6 +91,7 @@ class _Parking:
                 return True
         return False
 
+
 _POLLIN = select.POLLIN | select.POLLPRI
 _POLLOUT = select.POLLOUT
 _POLL_FAILED = select.POLLERR | select.POLLHUP | select.POLLNVAL

@@ -40,9 +40,9 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 from . import _backend
 from ._errors import BackendUnavailable, ClosedError, OverloadedError, ShardDiedError
@@ -66,7 +66,6 @@ __all__ = [
     "run",
 ]
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 Wakeup = Literal["auto", "msg_ring", "eventfd"]
@@ -223,7 +222,7 @@ class Runtime:
     def _cpu_plan(affinity: bool | Sequence[int] | None, cpus: list[int], n: int) -> list[int | None]:
         if affinity is None or affinity is False:
             return [None] * n
-        chosen = cpus if affinity is True else list(affinity)  # type: ignore[arg-type]
+        chosen = cpus if affinity is True else list(affinity)
         if not chosen or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in chosen):
             raise ValueError(f"thread_affinity must be True or a non-empty list of CPU numbers, not {affinity!r}")
         return [chosen[i % len(chosen)] for i in range(n)]
@@ -361,14 +360,15 @@ class Runtime:
             raise ClosedError("this spargio runtime was not started (use 'async with' or await start())")
         raise ClosedError("this spargio runtime is closed")
 
+    @overload
     def spawn(
-        self,
-        fn: Callable[P, Awaitable[T]] | Callable[P, T],
-        /,
-        *args: P.args,
-        placement: Placement = _STEALABLE,
-        **kwargs: P.kwargs,
-    ) -> Ticket[T]:
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, placement: Placement = ..., **kwargs: Any
+    ) -> Ticket[T]: ...
+    @overload
+    def spawn(self, fn: Callable[..., T], /, *args: Any, placement: Placement = ..., **kwargs: Any) -> Ticket[T]: ...
+    def spawn(
+        self, fn: Callable[..., Any], /, *args: Any, placement: Placement = _STEALABLE, **kwargs: Any
+    ) -> Ticket[Any]:
         """Run ``fn(*args, **kwargs)`` on a shard; returns a `Ticket` to await from this loop.
 
         ``fn`` may be a sync function (it runs on the shard's thread) or a
@@ -390,14 +390,17 @@ class Runtime:
             )
         return ticket
 
+    @overload
     async def submit(
-        self,
-        fn: Callable[P, Awaitable[T]] | Callable[P, T],
-        /,
-        *args: P.args,
-        placement: Placement = _STEALABLE,
-        **kwargs: P.kwargs,
-    ) -> Ticket[T]:
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, placement: Placement = ..., **kwargs: Any
+    ) -> Ticket[T]: ...
+    @overload
+    async def submit(
+        self, fn: Callable[..., T], /, *args: Any, placement: Placement = ..., **kwargs: Any
+    ) -> Ticket[T]: ...
+    async def submit(
+        self, fn: Callable[..., Any], /, *args: Any, placement: Placement = _STEALABLE, **kwargs: Any
+    ) -> Ticket[Any]:
         """Like `spawn`, but waits for inbox space instead of raising `OverloadedError`.
 
         If the caller is cancelled while it waits, nothing was submitted.
@@ -427,14 +430,15 @@ class Runtime:
                     except ValueError:
                         pass
 
+    @overload
     async def call(
-        self,
-        fn: Callable[P, Awaitable[T]] | Callable[P, T],
-        /,
-        *args: P.args,
-        placement: Placement = _STEALABLE,
-        **kwargs: P.kwargs,
-    ) -> T:
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, placement: Placement = ..., **kwargs: Any
+    ) -> T: ...
+    @overload
+    async def call(self, fn: Callable[..., T], /, *args: Any, placement: Placement = ..., **kwargs: Any) -> T: ...
+    async def call(
+        self, fn: Callable[..., Any], /, *args: Any, placement: Placement = _STEALABLE, **kwargs: Any
+    ) -> Any:
         """``await (await submit(...))``: run ``fn`` on a shard and return its result.
 
         Cancelling the caller cancels the work (see `Ticket.cancel`).
@@ -463,7 +467,12 @@ class Runtime:
             else:
                 return None
         waker = shard.waker
-        if waker is not None and not waker.wake() and decision.stealable and shard.stealable_backlog() >= MIN_STEAL_DEPTH:
+        if (
+            waker is not None
+            and not waker.wake()
+            and decision.stealable
+            and shard.stealable_backlog() >= MIN_STEAL_DEPTH
+        ):
             self.wake_a_thief(shard)
         return ticket
 

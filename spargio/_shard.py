@@ -214,7 +214,9 @@ class Shard:
         asyncio.set_event_loop(loop)
         wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         ring = self.ring
-        self.waker = Waker(selector, wake_fd, ring.fd if ring is not None and self._msg_ring else -1, self.runtime.tally)
+        self.waker = Waker(
+            selector, wake_fd, ring.fd if ring is not None and self._msg_ring else -1, self.runtime.tally
+        )
         self.mailbox = ShardMailbox(self.waker)
         register_mailbox(loop, self.mailbox)
         loop.add_reader(wake_fd, self._on_wake)
@@ -366,5 +368,9 @@ class Shard:
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 loop.call_exception_handler(
-                    {"message": "unhandled exception in a task on a stopping spargio shard", "exception": task.exception(), "task": task}
+                    {
+                        "message": "unhandled exception in a task on a stopping spargio shard",
+                        "exception": task.exception(),
+                        "task": task,
+                    }
                 )

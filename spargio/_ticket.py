@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._errors import SpargioTimeout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
     from ._wakeup import Mailbox, Tally
 
 __all__ = ["Ticket"]

@@ -81,8 +81,11 @@ async def test_tcp_echo_server_and_client_on_loopback(rt: spargio.Runtime) -> No
 async def test_subprocess(rt: spargio.Runtime) -> None:
     async def child() -> tuple[bytes, int]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "import sys; print(sys.stdin.read().upper())",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-c",
+            "import sys; print(sys.stdin.read().upper())",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await proc.communicate(b"from a shard")
         return out, await proc.wait()
@@ -118,7 +121,9 @@ async def test_fs_on_a_shard_uses_the_shards_ring(rt: spargio.Runtime, data_file
     assert rt.stats().shards[2].in_flight_ops == 0
 
 
-async def test_fs_many_concurrent_ops_on_tiny_shard_rings(shape: dict[str, object], data_file: tuple[str, bytes]) -> None:
+async def test_fs_many_concurrent_ops_on_tiny_shard_rings(
+    shape: dict[str, object], data_file: tuple[str, bytes]
+) -> None:
     """Row 22 on shards: 8-entry rings, 10**4 reads in flight bursts; nothing lost or duplicated."""
     path, content = data_file
 

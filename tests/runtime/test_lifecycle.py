@@ -131,7 +131,11 @@ async def test_idle_runtime_uses_almost_no_cpu(shape: dict[str, object]) -> None
 def _run_script(script: str, timeout: float = 20, **popen: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-P", "-c", textwrap.dedent(script)],
-        capture_output=True, text=True, timeout=timeout, check=False, **popen,  # type: ignore[call-overload]
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **popen,  # type: ignore[call-overload]
     )
 
 

@@ -16,7 +16,7 @@ async def test_pinned_runs_on_that_shard(rt: spargio.Runtime) -> None:
     for i in range(4):
         where = await asyncio.gather(*(rt.spawn(spargio.current_shard, placement=Pinned(i)) for _ in range(20)))
         assert set(where) == {i}
-    with pytest.raises(ValueError, match="shard must be in 0..3"):
+    with pytest.raises(ValueError, match=r"shard must be in 0\.\.3"):
         rt.spawn(int, placement=Pinned(4))
 
 
