@@ -1,7 +1,7 @@
 """``make bench``: prepare data, run pyperf on every case, fio for the limit, write the report.
 
-Writes ``benches/results/fs.json`` (pyperf), ``fio.json``, ``table.md`` and
-``plot.png``.  ``--quick`` runs pyperf's --fast mode (fewer processes/values).
+Writes ``benches/results/fs.json`` and ``pool.json`` (pyperf), ``fio.json``,
+``table.md`` and ``plot.png``.  ``--quick`` runs pyperf's --fast mode (fewer processes/values).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ sys.path.insert(0, str(HERE))
 
 import fio_limit  # noqa: E402
 import fs_cases  # noqa: E402
+import pool_cases  # noqa: E402
 import report  # noqa: E402
 
 
@@ -29,13 +30,19 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     print("preparing data in", fs_cases.DATA, flush=True)
     fs_cases.prepare_data()
-    out = results / "fs.json"
-    out.unlink(missing_ok=True)
-    mode = ["--fast"] if args.quick else ["--processes", "6", "--values", "3", "--warmups", "1"]
-    cmd = [sys.executable, "-P", str(HERE / "bench_fs.py"), *mode, "--min-time", "0.05", "-o", str(out)]
-    if args.only:
-        cmd += ["--only", args.only]
-    subprocess.run(cmd, check=True)
+    pool_cases.prepare_data()
+    fs_mode = ["--fast"] if args.quick else ["--processes", "6", "--values", "3", "--warmups", "1"]
+    pool_mode = ["--fast"] if args.quick else ["--processes", "3", "--values", "3", "--warmups", "1"]
+    for script, name, mode, min_time in (
+        ("bench_fs.py", "fs.json", fs_mode, "0.05"),
+        ("bench_pool.py", "pool.json", pool_mode, "0.2"),
+    ):
+        out = results / name
+        out.unlink(missing_ok=True)
+        cmd = [sys.executable, "-P", str(HERE / script), *mode, "--min-time", min_time, "-o", str(out)]
+        if args.only:
+            cmd += ["--only", args.only]
+        subprocess.run(cmd, check=True)
     print("fio (io_uring engine) for the kernel's limit...", flush=True)
     (results / "fio.json").write_text(json.dumps(fio_limit.fio_iops(), indent=1))
     print(report.main(results))
