@@ -33,13 +33,15 @@ import asyncio
 import hashlib
 import os
 import threading
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import spargio
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 DATA = Path(__file__).resolve().parent / ".data"
 PIPE_IN = DATA / "pipe-in"
@@ -137,7 +139,7 @@ class StaticPool:
         def run() -> None:
             try:
                 result = fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:  # handed to the caller
                 caller.call_soon_threadsafe(_set_exception, fut, exc)
             else:
                 caller.call_soon_threadsafe(_set_result, fut, result)
@@ -275,7 +277,10 @@ def make_loop(loop_name: str) -> asyncio.AbstractEventLoop:
 
 
 def run_case(key: str, loop_name: str, units: int) -> float:
-    """Seconds per unit of ``key`` on a fresh ``loop_name`` loop (pool start and close not timed, but for cold_start)."""
+    """Seconds per unit of ``key`` on a fresh ``loop_name`` loop.
+
+    Pool start and close are not timed, except in ``cold_start`` (which is about them).
+    """
     import time
 
     case = CASES[key]

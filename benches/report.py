@@ -50,7 +50,7 @@ def markdown(table: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [
         "Median ops/s (pyperf, several processes) and the ratio spargio ÷ anchor measured in the same run. "
         "For the pool shapes (fanout_*, pipeline_*, cold_start) a unit is the whole shape "
-        "(64 requests × 16 branches; 64 pipeline items; one start + 64 round trips + close). "
+        "(64 requests x 16 branches; 64 pipeline items; one start + 64 round trips + close). "
         "A goal from shared/BENCHMARKS.md is shown as ≥N and marked ✓ where both loops reach it.",
         "",
     ]
