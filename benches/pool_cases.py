@@ -23,7 +23,9 @@ Shapes (names used by the README and results):
   heavy branch on the same shard: the case stealing exists for.
 * ``pipeline_read_hash_write``: 64 items, each: read a 256 KiB file, sha256
   it, write the digest to a file and fsync it; 4 shards; half the items
-  prefer one "hot" shard, which rotates every 16 items.
+  prefer one "hot" shard, which rotates every 16 items.  ``spargio`` does the
+  I/O with ``spargio.fs`` on the shard's ring; ``spargio.blocking_io`` runs the
+  anchors' blocking function on the shards (the scheduling alone).
 * ``cold_start``: start the pool, 64 sequential round trips, close it.
 """
 
@@ -204,10 +206,10 @@ def _fanout(skewed: bool, how: str) -> Callable[[Any, int], Awaitable[None]]:
 def _pipeline(how: str) -> Callable[[Any, int], Awaitable[None]]:
     async def run(pool: Any, units: int) -> None:
         for _ in range(units):
-            if how == "spargio":
+            if how in ("spargio", "spargio.blocking_io"):
+                fn = pipeline_native if how == "spargio" else pipeline_sync
                 items = [
-                    pool.spawn(pipeline_native, i, placement=spargio.StealablePreferred(hot_shard(i)))
-                    for i in range(PIPE_ITEMS)
+                    pool.spawn(fn, i, placement=spargio.StealablePreferred(hot_shard(i))) for i in range(PIPE_ITEMS)
                 ]
             elif how == "static":
                 items = [pool.submit(pipeline_sync, i, shard=hot_shard(i)) for i in range(PIPE_ITEMS)]
@@ -254,6 +256,7 @@ def _cases() -> list[PoolCase]:
     bench = "pipeline_read_hash_write"
     cases += [
         PoolCase(bench, "spargio", PIPE_SHARDS, _pipeline("spargio"), "spargio"),
+        PoolCase(bench, "spargio.blocking_io", PIPE_SHARDS, _pipeline("spargio.blocking_io"), "spargio"),
         PoolCase(bench, "static", PIPE_SHARDS, _pipeline("static"), "static"),
         PoolCase(bench, "thread_pool", PIPE_SHARDS, _pipeline("thread_pool"), "thread_pool"),
     ]

@@ -21,6 +21,22 @@ import pool_cases  # noqa: E402
 import report  # noqa: E402
 
 
+def merge(fresh: Path, out: Path, *, replace_all: bool) -> None:
+    """Move ``fresh`` results into ``out``; with --only, keep ``out``'s other benchmarks."""
+    import pyperf
+
+    if not fresh.exists():
+        return
+    if replace_all or not out.exists():
+        fresh.replace(out)
+        return
+    new = pyperf.BenchmarkSuite.load(str(fresh))
+    names = set(new.get_benchmark_names())
+    kept = [b for b in pyperf.BenchmarkSuite.load(str(out)).get_benchmarks() if b.get_name() not in names]
+    pyperf.BenchmarkSuite([*kept, *new.get_benchmarks()]).dump(str(out), replace=True)
+    fresh.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="pyperf --fast")
@@ -38,13 +54,16 @@ def main() -> None:
         ("bench_pool.py", "pool.json", pool_mode, "0.2"),
     ):
         out = results / name
-        out.unlink(missing_ok=True)
-        cmd = [sys.executable, "-P", str(HERE / script), *mode, "--min-time", min_time, "-o", str(out)]
+        fresh = results / f"new-{name}"
+        fresh.unlink(missing_ok=True)
+        cmd = [sys.executable, "-P", str(HERE / script), *mode, "--min-time", min_time, "-o", str(fresh)]
         if args.only:
             cmd += ["--only", args.only]
         subprocess.run(cmd, check=True)
-    print("fio (io_uring engine) for the kernel's limit...", flush=True)
-    (results / "fio.json").write_text(json.dumps(fio_limit.fio_iops(), indent=1))
+        merge(fresh, out, replace_all=not args.only)
+    if not (args.only and (results / "fio.json").exists()):
+        print("fio (io_uring engine) for the kernel's limit...", flush=True)
+        (results / "fio.json").write_text(json.dumps(fio_limit.fio_iops(), indent=1))
     print(report.main(results))
     print(f"wrote {results / 'table.md'} and {results / 'plot.png'}")
 
