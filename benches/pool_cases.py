@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fs_cases import new_loop
+
 import spargio
 
 if TYPE_CHECKING:
@@ -271,14 +273,6 @@ def _cases() -> list[PoolCase]:
 CASES: dict[str, PoolCase] = {case.key: case for case in _cases()}
 
 
-def make_loop(loop_name: str) -> asyncio.AbstractEventLoop:
-    if loop_name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
 def run_case(key: str, loop_name: str, units: int) -> float:
     """Seconds per unit of ``key`` on a fresh ``loop_name`` loop.
 
@@ -287,7 +281,7 @@ def run_case(key: str, loop_name: str, units: int) -> float:
     import time
 
     case = CASES[key]
-    loop = make_loop(loop_name)
+    loop = new_loop(loop_name)
     try:
 
         async def timed() -> float:

@@ -258,13 +258,12 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self._delivered = False
         self.ring.flush()
         # A native op that completed inside the flush has made callbacks ready: do not wait.
-        if not self._ready and not self._delivered and (timeout is None or timeout > 0):
-            try:
-                self.ring.wait(timeout)
-            finally:
-                self.parked = False
+        waits = not self._ready and not self._delivered and (timeout is None or timeout > 0)
+        if waits:
+            self.ring.wait(timeout)
+        self.parked = False  # before the reap: a sender that sees it now need not wake us
+        if waits:
             self.ring.reap()
-        self.parked = False
         ready = [(self._keys[fd], events) for fd, events in self._ready.items() if fd in self._keys]
         self._to_arm.update(self._ready)  # reported once; watch them again from the next select
         self._ready.clear()

@@ -145,7 +145,7 @@ class LoopRing:
         self._pool: list[Any] = []  # 4 KiB buffers of reads that completed (never of orphans)
         self.closed = False
         self._shutdown_hook = self._install_shutdown_hook()
-        self._finalizer = weakref.finalize(loop, LoopRing._close_ring, self.ring if shared is None else None)
+        self._finalizer = weakref.finalize(loop, self.ring.close) if shared is None else None
 
     # -- plumbing --------------------------------------------------------
 
@@ -254,11 +254,6 @@ class LoopRing:
             raise os_error(res, filename, filename2)
         return res
 
-    @staticmethod
-    def _close_ring(ring: Ring | None) -> None:
-        if ring is not None:
-            ring.close()
-
     def send_message(self, target_ring_fd: int) -> None:
         """Post a MSG_RING message into ring ``target_ring_fd``, submitted now.
 
@@ -278,7 +273,8 @@ class LoopRing:
         if self.closed:
             return
         self.closed = True
-        self._finalizer.detach()
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if not self._owns_ring:
             return
         loop = self._loop_ref()

@@ -35,6 +35,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextvars
+import errno
 import itertools
 import os
 import threading
@@ -288,20 +289,22 @@ class Runtime:
         elif requested == "io_uring":
             info = _backend.backend_info()
             if info.name != "io_uring" and info.requested != "threads":
-                raise BackendUnavailable(info.errno or 38, f"io_uring runtime requested but unavailable: {info.reason}")
+                raise BackendUnavailable(
+                    info.errno or errno.ENOSYS, f"io_uring runtime requested but unavailable: {info.reason}"
+                )
             use_ring = True
         else:
             use_ring = _backend.backend_info().name == "io_uring"
         wakeup = self._requested_wakeup
         if wakeup == "auto":
             wakeup = os.environ.get("SPARGIO_WAKEUP", "auto")  # type: ignore[assignment]
-        if wakeup == "eventfd" or not use_ring:
-            if wakeup == "msg_ring" and self._requested_wakeup == "msg_ring":
-                raise BackendUnavailable(38, "MSG_RING wakeups need the io_uring backend")
+        if wakeup == "eventfd":
             return use_ring, False
-        has_msg_ring = _msg_ring_supported()
+        has_msg_ring = use_ring and _msg_ring_supported()
         if wakeup == "msg_ring" and not has_msg_ring:
-            raise BackendUnavailable(38, "MSG_RING wakeups requested but the kernel has no IORING_OP_MSG_RING")
+            raise BackendUnavailable(
+                errno.ENOSYS, "MSG_RING wakeups need the io_uring backend and a kernel with IORING_OP_MSG_RING"
+            )
         return use_ring, has_msg_ring
 
     async def aclose(self, *, drain: bool = True) -> None:
@@ -342,9 +345,6 @@ class Runtime:
 
     def closed_error(self) -> ClosedError:
         return ClosedError("the spargio runtime was closed before this work ran to the end")
-
-    def shard_stopped(self, shard: Shard) -> None:
-        """Called on a shard's thread as it exits."""
 
     # -- work ------------------------------------------------------------
 

@@ -7,7 +7,7 @@ The shard's thread builds a stock ``asyncio.SelectorEventLoop`` on a
 backend) and runs it forever, so any asyncio code runs here unchanged, and
 ``spargio.fs`` on this loop shares the selector's ring.
 
-* Work arrives in the `Inbox` (tickets) and the `ShardMailbox` (callbacks:
+* Work arrives in the `Inbox` (tickets) and the mailbox (callbacks:
   cancel a running ticket, stop).  The shard's eventfd is registered with
   ``add_reader(wake_fd, _on_wake)`` and handed to the selector as the *work
   source*: whenever `_has_work` says something waits, the selector reports
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._errors import ClosedError, ShardDiedError
 from ._inbox import Inbox
 from ._steal import MIN_STEAL_DEPTH
-from ._wakeup import ShardMailbox, Waker, register_mailbox
+from ._wakeup import Mailbox, Waker, register_mailbox, shard_mailbox
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -117,7 +117,7 @@ class Shard:
         self.selector: _Parking | None = None
         self.ring: Ring | None = None
         self.waker: Waker | None = None
-        self.mailbox: ShardMailbox | None = None
+        self.mailbox: Mailbox | None = None
         self._stop_error: Callable[[], ClosedError] | None = None
         self._draining = False
         self._ready = threading.Event()
@@ -167,18 +167,9 @@ class Shard:
         if mailbox is not None and self.alive:
             mailbox.post(fn, arg)
 
-    def wake(self) -> None:
-        waker = self.waker
-        if waker is not None:
-            waker.wake()
-
     def request_stop(self, drain: bool) -> None:
         """Ask the shard to stop: after the queued and running work (drain) or now."""
         self.post(self._begin_stop, drain)
-
-    def join(self, timeout: float | None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     # -- the shard's thread ----------------------------------------------
 
@@ -217,7 +208,7 @@ class Shard:
         self.waker = Waker(
             selector, wake_fd, ring.fd if ring is not None and self._msg_ring else -1, self.runtime.tally
         )
-        self.mailbox = ShardMailbox(self.waker)
+        self.mailbox = shard_mailbox(self.waker)
         register_mailbox(loop, self.mailbox)
         loop.add_reader(wake_fd, self._on_wake)
         selector.set_work_source(wake_fd, self._has_work)
@@ -354,7 +345,6 @@ class Shard:
             loop.close()
             asyncio.set_event_loop(None)
             _local.shard = None
-            self.runtime.shard_stopped(self)
             self.stopped.set_result(None)
 
     @staticmethod

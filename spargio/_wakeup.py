@@ -42,7 +42,16 @@ if TYPE_CHECKING:
 
     from ._loop import _Parking
 
-__all__ = ["KINDS", "LoopMailbox", "Mailbox", "ShardMailbox", "Tally", "Waker", "mailbox_for", "register_mailbox"]
+__all__ = [
+    "KINDS",
+    "Mailbox",
+    "Tally",
+    "Waker",
+    "loop_mailbox",
+    "mailbox_for",
+    "register_mailbox",
+    "shard_mailbox",
+]
 
 KINDS: Final = ("msg_ring", "eventfd", "loop")
 _get_running_loop = asyncio._get_running_loop
@@ -117,15 +126,16 @@ class Waker:
 class Mailbox:
     """Callbacks for one loop, posted from any thread, run on that loop in batches.
 
-    Subclasses say how the loop is woken (`_wake`, called by the post that
-    arms the mailbox, with the poster's `Tally`).
+    :param wake: wakes the loop; called (with the poster's `Tally`) by the
+        post that arms the mailbox, i.e. the first post since the last drain.
     """
 
-    __slots__ = ("__weakref__", "_armed", "_items")
+    __slots__ = ("__weakref__", "_armed", "_items", "_wake")
 
-    def __init__(self) -> None:
+    def __init__(self, wake: Callable[[Tally | None], None]) -> None:
         self._items: deque[tuple[Callable[[Any], None], Any]] = deque()
         self._armed = False
+        self._wake = wake
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -146,46 +156,36 @@ class Mailbox:
             fn, arg = pop()
             fn(arg)
 
-    def _wake(self, tally: Tally | None) -> None:
-        raise NotImplementedError
 
+def loop_mailbox(loop: asyncio.AbstractEventLoop) -> Mailbox:
+    """A service loop's mailbox (asyncio or uvloop): woken with ``call_soon_threadsafe``."""
+    loop_ref = weakref.ref(loop)
+    box_ref: weakref.ref[Mailbox] | None = None
 
-class LoopMailbox(Mailbox):
-    """The mailbox of a service loop (asyncio or uvloop): woken with ``call_soon_threadsafe``."""
-
-    __slots__ = ("_loop_ref",)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self._loop_ref = weakref.ref(loop)
-
-    def _wake(self, tally: Tally | None) -> None:
-        loop = self._loop_ref()
-        if loop is None:
+    def wake(tally: Tally | None) -> None:
+        target, box = loop_ref(), box_ref() if box_ref is not None else None
+        if target is None or box is None:
             return
         try:
-            loop.call_soon_threadsafe(self.drain)
+            target.call_soon_threadsafe(box.drain)
         except RuntimeError:  # the loop is closed: nobody is left to read the replies
             return
         if tally is not None:
             tally.add("loop")
 
+    box = Mailbox(wake)
+    box_ref = weakref.ref(box)
+    return box
 
-class ShardMailbox(Mailbox):
-    """The mailbox of a shard's loop: woken through the shard's `Waker` (the shard drains it itself)."""
 
-    __slots__ = ("_waker",)
+def shard_mailbox(waker: Waker) -> Mailbox:
+    """A shard's mailbox: woken through the shard's `Waker` (which does nothing if the shard is awake;
+    the shard then finds the mail itself before it parks)."""
 
-    def __init__(self, waker: Waker) -> None:
-        super().__init__()
-        self._waker = waker
+    def wake(_tally: Tally | None) -> None:
+        waker.wake()
 
-    def post(self, fn: Callable[[Any], None], arg: Any, tally: Tally | None = None) -> None:
-        self._items.append((fn, arg))
-        self._waker.wake()
-
-    def _wake(self, tally: Tally | None) -> None:
-        self._waker.wake()
+    return Mailbox(wake)
 
 
 _boxes: dict[int, Mailbox] = {}
@@ -195,7 +195,7 @@ def mailbox_for(loop: asyncio.AbstractEventLoop) -> Mailbox:
     """The mailbox of ``loop`` (created on first use for a service loop)."""
     box = _boxes.get(id(loop))
     if box is None:
-        box = LoopMailbox(loop)
+        box = loop_mailbox(loop)
         register_mailbox(loop, box)
     return box
 
