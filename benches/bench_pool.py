@@ -20,8 +20,16 @@ def time_func(loops: int, key: str, loop_name: str) -> float:
     return run_case(key, loop_name, loops) * loops
 
 
+def pass_only_to_workers(cmd: list[str], args: object) -> None:
+    """pyperf re-runs this script for each worker with its own options only; the workers must
+    filter the same way, or their task numbers name other benchmarks."""
+    only = getattr(args, "only", "")
+    if only:
+        cmd.extend(("--only", only))
+
+
 def main() -> None:
-    runner = pyperf.Runner()
+    runner = pyperf.Runner(add_cmdline_args=pass_only_to_workers)
     runner.argparser.add_argument("--only", default="", help="run only benchmarks whose name contains this")
     args = runner.parse_args()
     for key in CASES:
