@@ -341,7 +341,8 @@ class Shard:
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.remove_reader(wake_fd)
         finally:
-            os.close(wake_fd)
+            assert self.waker is not None
+            self.waker.close()  # closes wake_fd; no wake reaches this shard after this
             loop.close()
             asyncio.set_event_loop(None)
             _local.shard = None

@@ -81,13 +81,15 @@ class Waker:
     :param ring_fd: the shard's ring fd for MSG_RING, or -1 to use the eventfd only.
     """
 
-    __slots__ = ("_ring_fd", "_selector", "_tally", "_wake_fd", "pending")
+    __slots__ = ("_closed", "_lock", "_ring_fd", "_selector", "_tally", "_wake_fd", "pending")
 
     def __init__(self, selector: _Parking, wake_fd: int, ring_fd: int, tally: Tally) -> None:
         self._selector = selector
         self._wake_fd = wake_fd
         self._ring_fd = ring_fd
         self._tally = tally
+        self._lock = threading.Lock()
+        self._closed = False
         self.pending = False
 
     @property
@@ -98,14 +100,17 @@ class Waker:
         """Wake the shard if it may be parked; returns whether a wakeup was sent."""
         if not self._selector.parked or self.pending:
             return False
-        self.pending = True
-        if self._ring_fd >= 0 and _get_running_loop() is not None:
-            send = getattr(current_io(), "send_message", None)
-            if send is not None:
-                send(self._ring_fd)
-                self._tally.add("msg_ring")
-                return True
-        os.eventfd_write(self._wake_fd, 1)
+        with self._lock:  # the fds stay open until the message has left (see close)
+            if self._closed:
+                return False
+            self.pending = True
+            if self._ring_fd >= 0 and _get_running_loop() is not None:
+                send = getattr(current_io(), "send_message", None)
+                if send is not None:
+                    send(self._ring_fd)
+                    self._tally.add("msg_ring")
+                    return True
+            os.eventfd_write(self._wake_fd, 1)
         self._tally.add("eventfd")
         return True
 
@@ -121,6 +126,21 @@ class Waker:
             os.eventfd_read(self._wake_fd)
         except BlockingIOError:
             pass
+
+    def close(self) -> None:
+        """Close the eventfd; later wakes do nothing.  Call before the shard's ring closes.
+
+        A shard stops while other threads may still be waking it (a thief
+        call from a busy shard, a late submit).  The lock makes "check closed,
+        send" one step against "mark closed, close the fd", so no wake ever
+        reaches a closed fd — or worse, an fd number the process has reused.
+        A MSG_RING send resolves the target ring fd inside its submit, which
+        also happens under the lock.
+        """
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._wake_fd)
 
 
 class Mailbox:

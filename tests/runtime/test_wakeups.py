@@ -68,3 +68,35 @@ async def test_threads_without_a_loop_wake_shards_through_the_eventfd(rt: spargi
     await asyncio.to_thread(shard.post, lambda _arg: ran.set(), None)
     assert await asyncio.to_thread(ran.wait, 5)
     assert rt.stats().wakeups.eventfd == before + 1
+
+
+async def test_wakes_racing_a_shard_that_stops_are_harmless(shape: dict[str, object]) -> None:
+    """A busy shard may wake a thief that is stopping (drained close); the wake must not
+    reach the thief's closed eventfd or ring, and must not fail the waker."""
+    rt = await spargio.Runtime(shards=2, **shape).start()  # type: ignore[arg-type]
+    waker = rt.shard_list[0].waker
+    assert waker is not None
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            waker.pending = False
+            try:
+                waker.wake()
+            except BaseException as exc:  # noqa: BLE001 - the test reports whatever escaped
+                errors.append(exc)
+                return
+            time.sleep(0)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        await rt.aclose()
+        rt.shard_list[0].selector.parked = True  # type: ignore[union-attr]
+        await asyncio.sleep(0.01)  # the hammer keeps going against the closed shard
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert waker.wake() is False
