@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._ticket import Ticket
+    from ._ticket import Work
 
 __all__ = ["Inbox"]
 
@@ -31,8 +31,8 @@ class Inbox:
 
     def __init__(self, capacity: int) -> None:
         self._lock = threading.Lock()
-        self._own: deque[Ticket[Any]] = deque()
-        self._stealable: deque[Ticket[Any]] = deque()
+        self._own: deque[Work[Any]] = deque()
+        self._stealable: deque[Work[Any]] = deque()
         self.capacity = capacity
         self._closed: Callable[[], BaseException] | None = None
         self.accepted = 0
@@ -45,7 +45,7 @@ class Inbox:
     def stealable_depth(self) -> int:
         return len(self._stealable)
 
-    def put(self, ticket: Ticket[Any]) -> bool:
+    def put(self, ticket: Work[Any]) -> bool:
         """Queue ``ticket``; False if the inbox is full.
 
         :raises ClosedError: the inbox was closed (the error its closer chose).
@@ -60,7 +60,7 @@ class Inbox:
             self.accepted += 1
             return True
 
-    def take(self) -> Ticket[Any] | None:
+    def take(self) -> Work[Any] | None:
         """The owner's side: the oldest ticket, or None.
 
         One at a time: a ticket left in the inbox can still be stolen while
@@ -74,7 +74,7 @@ class Inbox:
                 return own.popleft() if own else None
             return stealable.popleft()
 
-    def steal(self, limit: int) -> list[Ticket[Any]]:
+    def steal(self, limit: int) -> list[Work[Any]]:
         """A thief's side: up to ``limit`` stealable tickets from the back, returned oldest first."""
         with self._lock:
             n = min(limit, len(self._stealable))
@@ -82,13 +82,13 @@ class Inbox:
         got.reverse()
         return got
 
-    def adopt(self, tickets: list[Ticket[Any]]) -> None:
+    def adopt(self, tickets: list[Work[Any]]) -> None:
         """Queue stolen tickets here.  They stay stealable: a thief that is
         busy with the first may lose the rest to another idle shard."""
         with self._lock:
             self._stealable.extend(tickets)
 
-    def close(self, error: Callable[[], BaseException]) -> list[Ticket[Any]]:
+    def close(self, error: Callable[[], BaseException]) -> list[Work[Any]]:
         """Refuse new tickets with ``error()`` from now on; return those still queued."""
         with self._lock:
             self._closed = error

@@ -49,7 +49,7 @@ from . import _backend
 from ._errors import BackendUnavailable, ClosedError, OverloadedError, ShardDiedError
 from ._shard import Shard
 from ._steal import MIN_STEAL_DEPTH, Placement, RoundRobin, Scheduler, Stealable
-from ._ticket import Ticket
+from ._ticket import Ticket, Work
 from ._wakeup import Tally, mailbox_for
 
 if TYPE_CHECKING:
@@ -369,7 +369,8 @@ class Runtime:
     def spawn(
         self, fn: Callable[..., Any], /, *args: Any, placement: Placement = _STEALABLE, **kwargs: Any
     ) -> Ticket[Any]:
-        """Run ``fn(*args, **kwargs)`` on a shard; returns a `Ticket` to await from this loop.
+        """Run ``fn(*args, **kwargs)`` on a shard; returns a `Ticket` to await from this loop
+        (or, called from a plain thread, to wait for with ``ticket.result(timeout=)``).
 
         ``fn`` may be a sync function (it runs on the shard's thread) or a
         coroutine function (it runs as a task on the shard's loop).
@@ -379,7 +380,6 @@ class Runtime:
         :raises OverloadedError: the inbox(es) the placement allows are full.
         :raises ClosedError: the runtime is not running.
         :raises ShardDiedError: the placement names a shard whose thread died.
-        :raises RuntimeError: no event loop is running in this thread.
         """
         ticket = self._try_spawn(fn, args, kwargs, placement)
         if ticket is None:
@@ -448,11 +448,10 @@ class Runtime:
 
     def _try_spawn(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], placement: Placement
-    ) -> Ticket[Any] | None:
+    ) -> Work[Any] | None:
         if self._state != "running" or os.getpid() != self._pid:
             self._check_open()
-        loop = asyncio.get_running_loop()
-        ticket: Ticket[Any] = Ticket(fn, args, kwargs, loop.create_future(), mailbox_for(loop), self, next(_seq))
+        ticket: Work[Any] = Work(fn, args, kwargs, self, next(_seq))
         decision = self.scheduler.place(placement, self._loads)
         ticket.stealable = decision.stealable
         shard = self.shard_list[decision.shard]
@@ -476,7 +475,7 @@ class Runtime:
             self.wake_a_thief(shard)
         return ticket
 
-    def _put(self, shard: Shard, ticket: Ticket[Any], fallback: bool) -> bool:
+    def _put(self, shard: Shard, ticket: Work[Any], fallback: bool) -> bool:
         try:
             return shard.inbox.put(ticket)
         except ShardDiedError:

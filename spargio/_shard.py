@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
     from ._loop import _Parking
     from ._runtime import Runtime
-    from ._ticket import Ticket
+    from ._ticket import Work
     from .native.ring import Ring
 
 __all__ = ["Shard", "current_shard"]
@@ -267,8 +267,8 @@ class Shard:
         if self._draining and not self.running and not len(self.inbox):
             self._stop_loop()
 
-    def _start(self, ticket: Ticket[Any]) -> None:
-        if not ticket.claim(self):
+    def _start(self, ticket: Work[Any]) -> None:
+        if not ticket.start_on(self):
             self.dropped += 1
             return
         self.started += 1
@@ -286,7 +286,7 @@ class Shard:
         else:
             self._finished(ticket, result, None)
 
-    async def _run_coroutine(self, ticket: Ticket[Any], coro: Coroutine[Any, Any, Any]) -> None:
+    async def _run_coroutine(self, ticket: Work[Any], coro: Coroutine[Any, Any, Any]) -> None:
         try:
             value = await coro
         except asyncio.CancelledError as exc:
@@ -299,7 +299,7 @@ class Shard:
         if self._draining and not self.running and not len(self.inbox):
             self._stop_loop()
 
-    def _finished(self, ticket: Ticket[Any], value: Any, error: BaseException | None) -> None:
+    def _finished(self, ticket: Work[Any], value: Any, error: BaseException | None) -> None:
         self.running -= 1
         self.completed += 1
         if ticket._cancel_requested and ticket._task is None:

@@ -1,31 +1,37 @@
-"""Tickets: one piece of work sent to a shard, and the caller's handle on it.
+"""Tickets: the caller's handle on work done elsewhere, and the shard work item.
 
 Theory of operation
 -------------------
-A `Ticket` is both the item that waits in a shard's inbox and the object the
-caller awaits.  It lives on two threads, so every transition is made so that
-exactly one side wins it:
+A `Ticket` is the caller's side of one piece of work (a function on a shard,
+or a request through a `spargio.boundary` channel).  It lives on two
+threads, so every transition is made so that exactly one side wins it:
 
 * *Start or drop*: ``_claim`` is a one-element list; whoever pops it (the
-  shard starting the work, or a caller cancelling it, or a shard closing its
-  inbox) owns the ticket's fate.  ``list.pop`` is atomic, so queued work
-  either starts or is dropped, never both.
-* *Result*: the shard records the outcome and posts ``_resolve`` to the
-  caller loop's mailbox (one wakeup for many results, see `spargio._wakeup`).
-  ``_resolve`` runs on the caller's loop and sets the caller's future unless
-  it is already done (cancelled), so a result that arrives after a cancel is
-  dropped, never an ``InvalidStateError``.
-* *Cancel* (``ticket.cancel()``, a cancelled ``await``, a ``wait`` timeout):
-  queued work is dropped and never runs; a running coroutine is cancelled
-  on its shard (through that shard's mailbox); a running sync function
-  cannot be interrupted: it finishes, and its result is discarded and
-  counted as abandoned.
+  side starting the work, or a caller cancelling it, or a closing inbox)
+  owns the ticket's fate.  ``list.pop`` is atomic, so queued work either
+  starts or is dropped, never both.
+* *Result*: the worker calls `finish`, which records the outcome, wakes any
+  plain thread blocked in `result` and, for a ticket made on an event loop,
+  posts ``_resolve`` to that loop's mailbox (one wakeup for many results,
+  see `spargio._wakeup`).  ``_resolve`` sets the caller's future unless it
+  is already done (cancelled), so a result that arrives after a cancel is
+  dropped, never an ``InvalidStateError``; a loop that has closed is not
+  woken at all.
+* *Cancel* (``ticket.cancel()``, a cancelled ``await``, a ``wait`` timeout,
+  a ``result(timeout=)`` that runs out): queued work is dropped and never
+  runs; work that has started is told through `_cancel_started` (a shard
+  cancels a running coroutine; a running sync function cannot be
+  interrupted: it finishes, and its result is discarded and counted as
+  abandoned; a channel request is marked ``cancelled`` for its server).
+* A ticket made by a plain thread (no running loop) has no future: its
+  outcome lives in the ticket, and `result` blocks on a lazily made event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._errors import SpargioTimeout
@@ -35,13 +41,15 @@ if TYPE_CHECKING:
 
     from ._wakeup import Mailbox, Tally
 
-__all__ = ["Ticket"]
+__all__ = ["Ticket", "Work"]
 
 T = TypeVar("T")
+_get_running_loop = asyncio._get_running_loop
+_PENDING: Any = object()  # no outcome yet
 
 
 class _Owner(Protocol):
-    """What a ticket reports cancellations and timeouts to (the runtime)."""
+    """What a ticket reports cancellations and timeouts to (a runtime, a channel)."""
 
     def _count(self, what: str) -> None: ...
 
@@ -53,90 +61,121 @@ class _Runner(Protocol):
 
 
 class Ticket(Generic[T]):
-    """Work submitted to a `Runtime`; ``await ticket`` gives its result.
+    """The caller's handle on work running elsewhere; ``await ticket`` gives its result.
 
-    A ticket belongs to the event loop that submitted it: await it, and call
-    its methods, from that loop.
+    A ticket made on an event loop belongs to that loop: await it, and call
+    its methods, from there.  A ticket made by a plain thread (no running
+    loop) is waited for with ``result(timeout=)``, which blocks.
     """
 
     __slots__ = (
         "__weakref__",
-        "_args",
         "_cancel_requested",
         "_claim",
-        "_context",
         "_error",
-        "_fn",
+        "_event",
         "_future",
-        "_kwargs",
+        "_outcome_set",
         "_owner",
         "_reply",
-        "_runner",
-        "_task",
         "_value",
-        "seq",
-        "stealable",
     )
 
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        future: asyncio.Future[T],
-        reply: Mailbox,
-        owner: _Owner,
-        seq: int,
-    ) -> None:
-        self._fn: Callable[..., Any] | None = fn
-        self._args = args
-        self._kwargs = kwargs
-        self._context = contextvars.copy_context()
-        self._future = future
-        self._reply = reply
+    def __init__(self, owner: _Owner) -> None:
+        loop = _get_running_loop()
+        self._future: asyncio.Future[T] | None = None
+        self._reply: Mailbox | None = None
+        if loop is not None:
+            from ._wakeup import mailbox_for
+
+            self._future = loop.create_future()
+            self._reply = mailbox_for(loop)
         self._owner = owner
         self._claim = [True]
-        self._runner: _Runner | None = None
-        self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
-        self._value: Any = None
+        self._outcome_set = [True]  # popped by whoever records the outcome (finish or a thread's cancel)
+        self._value: Any = _PENDING
         self._error: BaseException | None = None
-        self.seq = seq
-        self.stealable = False
+        self._event: threading.Event | None = None
 
     def __repr__(self) -> str:
-        fn = getattr(self._fn, "__qualname__", self._fn)
-        state = "done" if self._future.done() else ("running" if not self._claim else "queued")
-        return f"<Ticket #{self.seq} {fn} {state}>"
+        state = "done" if self.done() else ("running" if not self._claim else "queued")
+        return f"<{type(self).__name__} {state}>"
 
-    # -- the caller's side (on the submitting loop) -----------------------
+    # -- the caller's side -------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, T]:
+        future = self._future
+        if future is None:
+            raise RuntimeError("this ticket was made outside an event loop: use ticket.result(timeout=)")
         try:
-            return (yield from self._future.__await__())
+            return (yield from future.__await__())
         except asyncio.CancelledError:
             self._cancel_work()
             raise
 
     def done(self) -> bool:
         """Whether the ticket has a result, an exception, or was cancelled."""
-        return self._future.done()
+        future = self._future
+        if future is not None:
+            return future.done()
+        return not self._outcome_set
 
     def cancelled(self) -> bool:
-        return self._future.cancelled()
+        future = self._future
+        if future is not None:
+            return future.cancelled()
+        return not self._outcome_set and isinstance(self._error, asyncio.CancelledError)
 
-    def result(self) -> T:
-        """The result, or raise the work's exception (`asyncio.InvalidStateError` if not done)."""
-        return self._future.result()
+    def result(self, timeout: float | None = None) -> T:
+        """The result, or raise the work's exception.
 
-    def exception(self) -> BaseException | None:
-        return self._future.exception()
+        On the ticket's own loop this never blocks: a ticket not done yet
+        raises `asyncio.InvalidStateError` (await it instead).  Anywhere else
+        (a plain thread) it blocks until the outcome arrives, at most
+        ``timeout`` seconds.
+
+        :raises SpargioTimeout: ``timeout`` ran out; the work was cancelled as by `cancel`.
+        :raises asyncio.CancelledError: the ticket was cancelled.
+        """
+        future = self._future
+        if future is not None and (future.done() or _get_running_loop() is future.get_loop()):
+            return future.result()
+        if not self._wait_finished(timeout):
+            self._time_out(timeout)
+        if future is None and isinstance(self._error, asyncio.CancelledError):
+            raise self._error
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The work's exception (None if it returned); waits as `result` does."""
+        try:
+            self.result(timeout)
+        except asyncio.CancelledError:
+            raise
+        except SpargioTimeout:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the work's own exception is the answer
+            return exc
+        return None
 
     def cancel(self, msg: object = None) -> bool:
-        """Cancel the work: queued work never runs, a running coroutine is cancelled on its
-        shard, a running sync function's result is discarded.  False if already done."""
-        if not self._future.cancel(msg):
-            return False
+        """Cancel the work: queued work never runs; work that started is told (a running
+        coroutine is cancelled on its shard, a running sync function's result is discarded).
+        False if the ticket was already done."""
+        future = self._future
+        if future is not None:
+            if not future.cancel(msg):
+                return False
+        else:
+            try:
+                self._outcome_set.pop()
+            except IndexError:
+                return False
+            self._error = asyncio.CancelledError(msg) if msg is not None else asyncio.CancelledError()
+            self._set_event()
         self._cancel_work()
         return True
 
@@ -153,8 +192,37 @@ class Ticket(Generic[T]):
             async with asyncio.timeout(timeout):
                 return await self
         except TimeoutError:
-            self._owner._count("timeouts")
+            self._timed_out(timeout)
             raise SpargioTimeout(f"the work did not finish within {timeout} s; it was cancelled") from None
+
+    def _time_out(self, timeout: float | None) -> None:
+        self.cancel()
+        if self._future is not None and self._future.done() and not self._future.cancelled():
+            return  # the outcome arrived as the time ran out: keep it
+        if self._future is None and not isinstance(self._error, asyncio.CancelledError):
+            return
+        self._timed_out(timeout)
+        raise SpargioTimeout(f"the work did not finish within {timeout} s; it was cancelled")
+
+    def _timed_out(self, timeout: float | None) -> None:
+        self._owner._count("timeouts")
+
+    def _wait_finished(self, timeout: float | None) -> bool:
+        """Block this (loop-less) thread until `finish` ran; False at ``timeout``."""
+        if not self._outcome_set or self._value is not _PENDING or self._error is not None:
+            return True
+        event = self._event
+        if event is None:
+            event = self._event = threading.Event()
+        # finish() sets the outcome, then reads _event: either it sees ours, or we see its outcome.
+        if self._value is not _PENDING or self._error is not None or not self._outcome_set:
+            return True
+        return event.wait(timeout)
+
+    def _set_event(self) -> None:
+        event = self._event
+        if event is not None:
+            event.set()
 
     def _cancel_work(self) -> None:
         if self._cancel_requested:
@@ -163,18 +231,21 @@ class Ticket(Generic[T]):
         self._owner._count("cancelled")
         try:
             self._claim.pop()
-        except IndexError:  # started (or finished): cancel it where it runs
-            runner = self._runner
-            if runner is not None:
-                runner.post(Ticket._cancel_on_runner, self)
+        except IndexError:  # started (or finished): tell whoever runs it
+            self._cancel_started()
         else:  # never started: it never will
-            self._release()
+            self._dropped()
 
-    # -- the shard's side --------------------------------------------------
+    def _cancel_started(self) -> None:
+        """The work had started when it was cancelled (subclasses pass the cancel on)."""
 
-    def claim(self, runner: _Runner) -> bool:
-        """Take the ticket to start it on ``runner``; False if it was cancelled while queued."""
-        self._runner = runner
+    def _dropped(self) -> None:
+        """The work was cancelled before it started and will never run (subclasses let go of it)."""
+
+    # -- the worker's side ---------------------------------------------------
+
+    def claim(self) -> bool:
+        """Take the ticket to start its work; False if it was cancelled while queued."""
         try:
             self._claim.pop()
         except IndexError:
@@ -190,30 +261,27 @@ class Ticket(Generic[T]):
         self.finish(None, error, tally)
         return True
 
-    def run(self) -> Any:
-        """Call the function in the submitter's context (a coroutine function returns its coroutine)."""
-        fn = self._fn
-        assert fn is not None
-        return self._context.run(fn, *self._args, **self._kwargs)
-
     def finish(self, value: Any, error: BaseException | None, tally: Tally | None) -> None:
-        """Record the outcome and send it to the submitting loop."""
-        self._value = value
+        """Record the outcome (from any thread) and send it to the caller."""
+        reply = self._reply
+        if reply is None:  # a plain thread's ticket: the outcome lives here
+            try:
+                self._outcome_set.pop()
+            except IndexError:  # cancelled by its thread: drop the outcome
+                return
+            self._error = error
+            self._value = value
+            self._set_event()
+            return
         self._error = error
-        self._fn = None
-        self._args = ()
-        self._kwargs = {}
-        self._reply.post(Ticket._resolve, self, tally)
-
-    @staticmethod
-    def _cancel_on_runner(ticket: Ticket[Any]) -> None:
-        task = ticket._task
-        if task is not None and not task.done():
-            task.cancel()
+        self._value = value
+        self._set_event()
+        reply.post(Ticket._resolve, self, tally)
 
     @staticmethod
     def _resolve(ticket: Ticket[Any]) -> None:
         future = ticket._future
+        assert future is not None
         if not future.done():
             if ticket._error is None:
                 future.set_result(ticket._value)
@@ -222,7 +290,65 @@ class Ticket(Generic[T]):
         ticket._release()
 
     def _release(self) -> None:
+        """Drop what the ticket holds for its work once the caller has the outcome."""
+
+
+class Work(Ticket[T]):
+    """A function (sync or coroutine) to run on a shard; the item in a shard's inbox."""
+
+    __slots__ = ("_args", "_context", "_fn", "_kwargs", "_runner", "_task", "seq", "stealable")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], owner: _Owner, seq: int
+    ) -> None:
+        super().__init__(owner)
+        self._fn: Callable[..., Any] | None = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._context = contextvars.copy_context()
+        self._runner: _Runner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.seq = seq
+        self.stealable = False
+
+    def __repr__(self) -> str:
+        fn = getattr(self._fn, "__qualname__", self._fn)
+        state = "done" if self.done() else ("running" if not self._claim else "queued")
+        return f"<Ticket #{self.seq} {fn} {state}>"
+
+    def _cancel_started(self) -> None:
+        runner = self._runner
+        if runner is not None:
+            runner.post(Work._cancel_on_runner, self)
+
+    def _dropped(self) -> None:
+        self._release()
+
+    def start_on(self, runner: _Runner) -> bool:
+        """Claim the ticket to run it on ``runner``; False if it was cancelled while queued."""
+        self._runner = runner
+        return self.claim()
+
+    def run(self) -> Any:
+        """Call the function in the submitter's context (a coroutine function returns its coroutine)."""
+        fn = self._fn
+        assert fn is not None
+        return self._context.run(fn, *self._args, **self._kwargs)
+
+    def finish(self, value: Any, error: BaseException | None, tally: Tally | None) -> None:
+        self._fn = None
+        self._args = ()
+        self._kwargs = {}
+        super().finish(value, error, tally)
+
+    @staticmethod
+    def _cancel_on_runner(ticket: Work[Any]) -> None:
+        task = ticket._task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def _release(self) -> None:
         """Drop what the ticket holds so a finished ticket pins no memory (or cycles)."""
-        self._value = self._error = self._fn = self._task = None
+        self._fn = self._task = None
         self._args = ()
         self._kwargs = {}

@@ -170,13 +170,24 @@ async def test_lifecycle_errors(shape: dict[str, object]) -> None:
     assert runtime.closed
 
 
-def test_spawn_needs_a_running_loop() -> None:
-    runtime = spargio.Runtime(shards=1).start_blocking()
+def test_a_plain_thread_spawns_and_blocks_on_the_result() -> None:
+    runtime = spargio.Runtime(shards=2).start_blocking()
     try:
-        with pytest.raises(RuntimeError, match="no running event loop"):
-            runtime.spawn(int)
+        ticket = runtime.spawn(pow, 3, 4)
+        assert ticket.result(timeout=5) == 81
+        assert ticket.done() and not ticket.cancelled()
+        failing = runtime.spawn(int, "x")
+        assert isinstance(failing.exception(timeout=5), ValueError)
+        with pytest.raises(ValueError, match="invalid literal"):
+            failing.result()
+        with pytest.raises(RuntimeError, match="outside an event loop"):
+            asyncio.run(_await(ticket))
     finally:
         assert runtime.close_blocking(timeout=5)
+
+
+async def _await(ticket: spargio.Ticket[int]) -> int:
+    return await ticket
 
 
 @pytest.mark.parametrize(
