@@ -40,7 +40,6 @@ import itertools
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
@@ -50,12 +49,12 @@ from ._errors import BackendUnavailable, ClosedError, OverloadedError, ShardDied
 from ._shard import Shard
 from ._steal import MIN_STEAL_DEPTH, Placement, RoundRobin, Scheduler, Stealable
 from ._ticket import Ticket, Work
-from ._wakeup import Tally, mailbox_for
+from ._waitqueue import WaitQueue
+from ._wakeup import Tally
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._wakeup import Mailbox
 
 __all__ = [
     "Runtime",
@@ -212,7 +211,7 @@ class Runtime:
         self._state: Literal["new", "running", "closing", "closed"] = "new"
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._space_waiters: deque[tuple[Mailbox, asyncio.Future[None]]] = deque()
+        self._space = WaitQueue()  # submitters waiting for inbox space
         self._counts = {"overloaded": 0, "waited_for_space": 0, "cancelled": 0, "timeouts": 0}
         self._loads = _Loads(self.shard_list)
 
@@ -340,7 +339,7 @@ class Runtime:
         self._state = "closing"
         for shard in self.shard_list:
             shard.request_stop(drain)
-        self.space_freed(len(self._space_waiters))  # waiters retry and meet ClosedError
+        self._space.notify_all()  # waiters retry and meet ClosedError
         return True
 
     def closed_error(self) -> ClosedError:
@@ -408,27 +407,10 @@ class Runtime:
         ticket = self._try_spawn(fn, args, kwargs, placement)
         if ticket is not None:
             return ticket
-        loop = asyncio.get_running_loop()
-        box = mailbox_for(loop)
-        with self._lock:
-            self._counts["waited_for_space"] += 1
-        while True:
-            waiter: asyncio.Future[None] = loop.create_future()
-            entry = (box, waiter)
-            with self._lock:
-                self._space_waiters.append(entry)
-            try:
-                # Space freed before we were listed would wake nobody: look again first.
-                ticket = self._try_spawn(fn, args, kwargs, placement)
-                if ticket is not None:
-                    return ticket
-                await waiter
-            finally:
-                with self._lock:
-                    try:
-                        self._space_waiters.remove(entry)
-                    except ValueError:
-                        pass
+        self._count("waited_for_space")
+        ticket = await self._space.wait_for(lambda: self._try_spawn(fn, args, kwargs, placement), None)
+        assert ticket is not None
+        return ticket
 
     @overload
     async def call(
@@ -509,12 +491,7 @@ class Runtime:
 
     def space_freed(self, n: int) -> None:
         """Shards took ``n`` tickets from their inboxes: let up to ``n`` waiting submitters retry."""
-        if not self._space_waiters:
-            return
-        with self._lock:
-            woken = [self._space_waiters.popleft() for _ in range(min(n, len(self._space_waiters)))]
-        for box, waiter in woken:
-            box.post(_wake_waiter, waiter, self.tally)
+        self._space.notify(n)
 
     def _count(self, what: str) -> None:
         with self._lock:

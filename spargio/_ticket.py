@@ -157,7 +157,7 @@ class Ticket(Generic[T]):
             raise
         except SpargioTimeout:
             raise
-        except BaseException as exc:  # noqa: BLE001 - the work's own exception is the answer
+        except BaseException as exc:
             return exc
         return None
 
@@ -188,10 +188,13 @@ class Ticket(Generic[T]):
         """
         if timeout is None:
             return await self
+        deadline = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 return await self
         except TimeoutError:
+            if not deadline.expired():
+                raise  # the work's own TimeoutError
             self._timed_out(timeout)
             raise SpargioTimeout(f"the work did not finish within {timeout} s; it was cancelled") from None
 
