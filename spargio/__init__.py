@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit as _atexit
 
+from . import boundary as boundary
 from . import fs as fs
 from ._backend import (
     BackendFallbackWarning as BackendFallbackWarning,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvloop
@@ -13,7 +13,7 @@ import spargio
 from spargio.testing import Books
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
 
 if os.environ.get("CI") == "true":
     # CI tests the installed package, not the checkout.
@@ -54,3 +54,25 @@ def backend(request) -> Iterator[str]:
     spargio.configure(backend=request.param)
     yield request.param
     spargio.configure(backend="auto")
+
+
+# Shard shapes: io_uring with MSG_RING wakeups, io_uring with eventfd wakeups,
+# and the thread backend (epoll shards).
+SHAPES: dict[str, dict[str, Any]] = {
+    "msg_ring": {"backend": "io_uring", "wakeup": "msg_ring"},
+    "eventfd": {"backend": "io_uring", "wakeup": "eventfd"},
+    "threads": {"backend": "threads", "wakeup": "eventfd"},
+}
+
+
+@pytest.fixture(params=list(SHAPES))
+def shape(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Runtime options of one shard shape."""
+    return SHAPES[request.param]
+
+
+@pytest.fixture
+async def rt(shape: dict[str, Any]) -> AsyncIterator[spargio.Runtime]:
+    """A started 4-shard runtime (4 even on a 2-core machine), closed after the test."""
+    async with spargio.Runtime(shards=4, **shape) as runtime:
+        yield runtime
