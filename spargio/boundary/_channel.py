@@ -330,6 +330,7 @@ class Server(Generic[Q, R]):
             while state.queue:
                 request = state.queue.popleft()
                 if request._reply.claim():
+                    request._reply._request = None  # the server holds it now (see Request.__del__)
                     break
             else:
                 if state.server_closed:
