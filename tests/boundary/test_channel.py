@@ -7,13 +7,15 @@ import gc
 import random
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import spargio
 from spargio import ClosedError, OverloadedError, Pinned, SpargioTimeout, boundary
-from spargio.boundary import Client, Server
+
+if TYPE_CHECKING:
+    from spargio.boundary import Client, Server
 
 
 async def _serve_upper(server: Server[str, str]) -> int:
