@@ -16,6 +16,9 @@ GOALS: dict[str, dict[str, float]] = {
     "fs_small_files_read": {"aiofiles": 3, "to_thread": 2},
     "fs_small_files_write": {"aiofiles": 3, "to_thread": 2},
     "fanout_fanin_skewed": {"static": 1.3, "thread_pool": 1.0},
+    "boundary_call_rtt": {"run_in_executor": 1.5},
+    "boundary_call_qd32": {"run_in_executor": 4, "janus": 3},
+    "boundary_call_async_fn": {"run_coroutine_threadsafe": 3},
 }
 # Goals for a spargio variant against an anchor: (bench, variant, anchor) -> ratio.
 VARIANT_GOALS: dict[tuple[str, str, str], float] = {
@@ -27,7 +30,7 @@ LOOPS = ("asyncio", "uvloop")
 def load(results: Path) -> dict[str, dict[str, dict[str, float]]]:
     """bench -> impl -> loop -> median ops/s (units/s for the pool shapes)."""
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    for name in ("fs.json", "pool.json"):
+    for name in ("fs.json", "pool.json", "boundary.json"):
         path = results / name
         if not path.exists():
             continue
@@ -50,7 +53,8 @@ def markdown(table: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [
         "Median ops/s (pyperf, several processes) and the ratio spargio ÷ anchor measured in the same run. "
         "For the pool shapes (fanout_*, pipeline_*, cold_start) a unit is the whole shape "
-        "(64 requests x 16 branches; 64 pipeline items; one start + 64 round trips + close). "
+        "(64 requests x 16 branches; 64 pipeline items; one start + 64 round trips + close); "
+        "for boundary_* and channel_* it is one round trip. "
         "A goal from shared/BENCHMARKS.md is shown as ≥N and marked ✓ where both loops reach it.",
         "",
     ]

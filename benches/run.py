@@ -1,6 +1,6 @@
 """``make bench``: prepare data, run pyperf on every case, fio for the limit, write the report.
 
-Writes ``benches/results/fs.json`` and ``pool.json`` (pyperf), ``fio.json``,
+Writes ``benches/results/fs.json``, ``pool.json`` and ``boundary.json`` (pyperf), ``fio.json``,
 ``table.md`` and ``plot.png``.  ``--quick`` runs pyperf's --fast mode (fewer processes/values).
 """
 
@@ -52,6 +52,7 @@ def main() -> None:
     for script, name, mode, min_time in (
         ("bench_fs.py", "fs.json", fs_mode, "0.05"),
         ("bench_pool.py", "pool.json", pool_mode, "0.2"),
+        ("bench_boundary.py", "boundary.json", pool_mode, "0.2"),
     ):
         out = results / name
         fresh = results / f"new-{name}"

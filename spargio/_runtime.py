@@ -434,10 +434,15 @@ class Runtime:
         if self._state != "running" or os.getpid() != self._pid:
             self._check_open()
         ticket: Work[Any] = Work(fn, args, kwargs, self, next(_seq))
-        decision = self.scheduler.place(placement, self._loads)
-        ticket.stealable = decision.stealable
-        shard = self.shard_list[decision.shard]
-        fallback = decision.stealable or isinstance(placement, RoundRobin)
+        if placement.__class__ is Stealable:  # the default: skip the general dispatch
+            stealable = True
+            shard = self.shard_list[self.scheduler.least_loaded_of_two(self._loads)]
+        else:
+            decision = self.scheduler.place(placement, self._loads)
+            stealable = decision.stealable
+            shard = self.shard_list[decision.shard]
+        ticket.stealable = stealable
+        fallback = stealable or isinstance(placement, RoundRobin)
         if not self._put(shard, ticket, fallback):
             if not fallback:
                 return None
@@ -448,12 +453,7 @@ class Runtime:
             else:
                 return None
         waker = shard.waker
-        if (
-            waker is not None
-            and not waker.wake()
-            and decision.stealable
-            and shard.stealable_backlog() >= MIN_STEAL_DEPTH
-        ):
+        if waker is not None and not waker.wake() and stealable and shard.stealable_backlog() >= MIN_STEAL_DEPTH:
             self.wake_a_thief(shard)
         return ticket
 

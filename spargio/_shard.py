@@ -59,7 +59,7 @@ from ._steal import MIN_STEAL_DEPTH
 from ._wakeup import Mailbox, Waker, register_mailbox, shard_mailbox
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Coroutine, Sized
 
     from ._loop import _Parking
     from ._runtime import Runtime
@@ -116,6 +116,8 @@ class Shard:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.selector: _Parking | None = None
         self.ring: Ring | None = None
+        self._ring_ops: Sized = ()  # the ring's ops in flight and the selector's polls among them, for load()
+        self._armed_polls: Sized = ()
         self.waker: Waker | None = None
         self.mailbox: Mailbox | None = None
         self._stop_error: Callable[[], ClosedError] | None = None
@@ -145,7 +147,11 @@ class Shard:
         """Queued + running tickets + native ops in flight (a lock-free estimate)."""
         if not self.alive:
             return 1 << 30
-        return len(self.inbox) + self.running + self.ops_in_flight()
+        load = len(self.inbox) + self.running
+        ops = self._ring_ops
+        if ops:
+            load += max(0, len(ops) - len(self._armed_polls))
+        return load
 
     def stealable_backlog(self) -> int:
         """How deep the stealable work waits: queued stealable tickets plus the tickets
@@ -180,6 +186,7 @@ class Shard:
 
             selector = RingSelector(self._ring_entries)
             self.ring = selector.ring
+            self._ring_ops, self._armed_polls = self.ring._ops, selector._armed
         else:
             from ._loop import ParkingEpollSelector
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
@@ -92,8 +92,7 @@ class StealablePreferred:
 Placement = Pinned | RoundRobin | Sticky | Stealable | StealablePreferred
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """Where submitted work goes and whether it may be stolen while queued."""
 
     shard: int
@@ -112,7 +111,7 @@ class Scheduler:
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shards must be an int >= 1, not {shards!r}")
         self.shards = shards
-        self._rng = rng or random.Random()
+        self._random = (rng or random.Random()).random
         self._next = 0
 
     def _check_shard(self, shard: int, what: str) -> int:
@@ -130,7 +129,7 @@ class Scheduler:
         if len(loads) != self.shards:
             raise ValueError(f"expected {self.shards} loads, got {len(loads)}")
         if isinstance(placement, Stealable):
-            return Decision(self._two_choices(loads), True)
+            return Decision(self.least_loaded_of_two(loads), True)
         if isinstance(placement, Pinned):
             return Decision(self._check_shard(placement.shard, "Pinned"), False)
         if isinstance(placement, StealablePreferred):
@@ -143,12 +142,14 @@ class Scheduler:
             return Decision(hash(placement.key) % self.shards, False)
         raise TypeError(f"unknown placement {placement!r}")
 
-    def _two_choices(self, loads: Sequence[int]) -> int:
+    def least_loaded_of_two(self, loads: Sequence[int]) -> int:
+        """Power of two choices: the less loaded of two distinct random shards (reads two loads)."""
         n = self.shards
         if n == 1:
             return 0
-        a = self._rng.randrange(n)
-        b = self._rng.randrange(n - 1)
+        random = self._random
+        a = int(random() * n)
+        b = int(random() * (n - 1))
         if b >= a:
             b += 1  # two distinct shards
         return a if loads[a] <= loads[b] else b

@@ -93,7 +93,8 @@ class Ticket(Generic[T]):
         self._owner = owner
         self._claim = [True]
         self._cancel_requested = False
-        self._outcome_set = [True]  # popped by whoever records the outcome (finish or a thread's cancel)
+        # A plain thread's ticket: popped by whoever records the outcome (finish, or the thread's cancel).
+        self._outcome_set: list[bool] | None = None if loop is not None else [True]
         self._value: Any = _PENDING
         self._error: BaseException | None = None
         self._event: threading.Event | None = None
@@ -119,13 +120,13 @@ class Ticket(Generic[T]):
         future = self._future
         if future is not None:
             return future.done()
-        return not self._outcome_set
+        return self._has_outcome()
 
     def cancelled(self) -> bool:
         future = self._future
         if future is not None:
             return future.cancelled()
-        return not self._outcome_set and isinstance(self._error, asyncio.CancelledError)
+        return isinstance(self._error, asyncio.CancelledError)
 
     def result(self, timeout: float | None = None) -> T:
         """The result, or raise the work's exception.
@@ -170,9 +171,7 @@ class Ticket(Generic[T]):
             if not future.cancel(msg):
                 return False
         else:
-            try:
-                self._outcome_set.pop()
-            except IndexError:
+            if not self._may_record_outcome():
                 return False
             self._error = asyncio.CancelledError(msg) if msg is not None else asyncio.CancelledError()
             self._set_event()
@@ -212,15 +211,29 @@ class Ticket(Generic[T]):
 
     def _wait_finished(self, timeout: float | None) -> bool:
         """Block this (loop-less) thread until `finish` ran; False at ``timeout``."""
-        if not self._outcome_set or self._value is not _PENDING or self._error is not None:
+        if self._has_outcome():
             return True
         event = self._event
         if event is None:
             event = self._event = threading.Event()
         # finish() sets the outcome, then reads _event: either it sees ours, or we see its outcome.
-        if self._value is not _PENDING or self._error is not None or not self._outcome_set:
+        if self._has_outcome():
             return True
         return event.wait(timeout)
+
+    def _has_outcome(self) -> bool:
+        """`finish` (or a plain thread's cancel) has recorded the outcome."""
+        return self._value is not _PENDING or self._error is not None
+
+    def _may_record_outcome(self) -> bool:
+        """A plain thread's ticket: True for the one caller (finish or cancel) that records the outcome."""
+        slot = self._outcome_set
+        assert slot is not None
+        try:
+            slot.pop()
+        except IndexError:
+            return False
+        return True
 
     def _set_event(self) -> None:
         event = self._event
@@ -268,9 +281,7 @@ class Ticket(Generic[T]):
         """Record the outcome (from any thread) and send it to the caller."""
         reply = self._reply
         if reply is None:  # a plain thread's ticket: the outcome lives here
-            try:
-                self._outcome_set.pop()
-            except IndexError:  # cancelled by its thread: drop the outcome
+            if not self._may_record_outcome():  # cancelled by its thread: drop the outcome
                 return
             self._error = error
             self._value = value

@@ -18,11 +18,14 @@ and wake a sleeping one once for everything that is waiting for it.
   in an SQ would strand the work it announces (``pending`` would stop
   anyone else from waking the shard).
 * `Mailbox` (one per loop) carries callbacks posted from any thread to the
-  loop's thread, where `drain` runs them in order.  The first post after a
-  drain wakes the loop; later posts ride along, so N results that are ready
-  together cost one wakeup.  A drain first disarms and then empties the
-  queue, so a post never lands unseen: it either sees the mailbox armed (the
-  coming drain takes it) or arms it again.
+  loop's thread, where `drain` runs them in order.  A post whose wake
+  guarantees a drain (the wake function returns True) arms the mailbox;
+  later posts ride along, so N results that are ready together cost one
+  wakeup.  A drain first disarms and then empties the queue, so a post never
+  lands unseen: it either sees the mailbox armed (the coming drain takes it)
+  or calls the wake function again.  A shard's wake sends nothing while the
+  shard is awake (it returns False, the mailbox stays unarmed): the shard
+  itself looks at its mailbox before it parks, and the next post tries again.
 * `Tally` counts wakeups by kind for `Runtime.stats`.
 """
 
@@ -146,13 +149,14 @@ class Waker:
 class Mailbox:
     """Callbacks for one loop, posted from any thread, run on that loop in batches.
 
-    :param wake: wakes the loop; called (with the poster's `Tally`) by the
-        post that arms the mailbox, i.e. the first post since the last drain.
+    :param wake: wakes the loop; called (with the poster's `Tally`) by a post
+        that finds the mailbox unarmed; returns whether a drain is now certain
+        to come (then the mailbox is armed until that drain).
     """
 
     __slots__ = ("__weakref__", "_armed", "_items", "_wake")
 
-    def __init__(self, wake: Callable[[Tally | None], None]) -> None:
+    def __init__(self, wake: Callable[[Tally | None], bool]) -> None:
         self._items: deque[tuple[Callable[[Any], None], Any]] = deque()
         self._armed = False
         self._wake = wake
@@ -164,8 +168,7 @@ class Mailbox:
         """Run ``fn(arg)`` on the mailbox's loop soon; wakes it only if no drain is coming."""
         self._items.append((fn, arg))
         if not self._armed:
-            self._armed = True
-            self._wake(tally)
+            self._armed = self._wake(tally)
 
     def drain(self) -> None:
         """Run everything posted so far (on the mailbox's loop)."""
@@ -182,16 +185,17 @@ def loop_mailbox(loop: asyncio.AbstractEventLoop) -> Mailbox:
     loop_ref = weakref.ref(loop)
     box_ref: weakref.ref[Mailbox] | None = None
 
-    def wake(tally: Tally | None) -> None:
+    def wake(tally: Tally | None) -> bool:
         target, box = loop_ref(), box_ref() if box_ref is not None else None
         if target is None or box is None:
-            return
+            return True  # nobody is left to read the replies: stay armed, never wake
         try:
             target.call_soon_threadsafe(box.drain)
-        except RuntimeError:  # the loop is closed: nobody is left to read the replies
-            return
+        except RuntimeError:  # the loop is closed: the same
+            return True
         if tally is not None:
             tally.add("loop")
+        return True
 
     box = Mailbox(wake)
     box_ref = weakref.ref(box)
@@ -202,8 +206,8 @@ def shard_mailbox(waker: Waker) -> Mailbox:
     """A shard's mailbox: woken through the shard's `Waker` (which does nothing if the shard is awake;
     the shard then finds the mail itself before it parks)."""
 
-    def wake(_tally: Tally | None) -> None:
-        waker.wake()
+    def wake(_tally: Tally | None) -> bool:
+        return waker.wake()  # False: awake (it drains before it parks) or a wake already on its way
 
     return Mailbox(wake)
 

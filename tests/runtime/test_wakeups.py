@@ -100,3 +100,23 @@ async def test_wakes_racing_a_shard_that_stops_are_harmless(shape: dict[str, obj
         thread.join()
     assert errors == []
     assert waker.wake() is False
+
+
+async def test_a_post_made_while_the_mailbox_drains_does_not_leave_it_armed(shape: dict[str, object]) -> None:
+    """A post that finds the shard awake (here: made by a callback the drain is running) must not
+    arm the mailbox, or the next post would skip the wake and the parked shard would never see it."""
+    rt = await spargio.Runtime(shards=1, **shape).start()  # type: ignore[arg-type]
+    shard = rt.shard_list[0]
+    reposted = threading.Event()
+
+    def repost(_: object) -> None:
+        shard.post(lambda _: reposted.set(), None)
+
+    shard.post(repost, None)
+    assert await asyncio.to_thread(reposted.wait, 5)
+    deadline = time.monotonic() + 5
+    while not shard.selector.parked:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
+    async with asyncio.timeout(5):  # the stop request is a post: it must wake the parked shard
+        await rt.aclose()
