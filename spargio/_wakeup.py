@@ -18,14 +18,17 @@ and wake a sleeping one once for everything that is waiting for it.
   in an SQ would strand the work it announces (``pending`` would stop
   anyone else from waking the shard).
 * `Mailbox` (one per loop) carries callbacks posted from any thread to the
-  loop's thread, where `drain` runs them in order.  A post whose wake
-  guarantees a drain (the wake function returns True) arms the mailbox;
-  later posts ride along, so N results that are ready together cost one
-  wakeup.  A drain first disarms and then empties the queue, so a post never
-  lands unseen: it either sees the mailbox armed (the coming drain takes it)
-  or calls the wake function again.  A shard's wake sends nothing while the
-  shard is awake (it returns False, the mailbox stays unarmed): the shard
-  itself looks at its mailbox before it parks, and the next post tries again.
+  loop's thread, where `drain` runs them in order.  On a service loop the
+  first post after a drain wakes the loop (``call_soon_threadsafe``, which
+  always brings a drain); later posts ride along, so N results that are
+  ready together cost one wakeup.  A drain first disarms and then empties
+  the queue, so a post never lands unseen: it either sees the mailbox armed
+  (the coming drain takes it) or arms it again.  A shard's mailbox is never
+  armed: every post asks the shard's `Waker`, which sends nothing while the
+  shard is awake (the shard looks at its mailbox before it parks) or a wake
+  is on its way.  Arming it would be wrong: a post that found the shard
+  awake would leave it armed with no drain coming, and the next post would
+  not wake the shard once it parked.
 * `Tally` counts wakeups by kind for `Runtime.stats`.
 """
 
@@ -149,16 +152,19 @@ class Waker:
 class Mailbox:
     """Callbacks for one loop, posted from any thread, run on that loop in batches.
 
-    :param wake: wakes the loop; called (with the poster's `Tally`) by a post
-        that finds the mailbox unarmed; returns whether a drain is now certain
-        to come (then the mailbox is armed until that drain).
+    :param wake: wakes the loop; called (with the poster's `Tally`) by the
+        post that arms the mailbox, i.e. the first post since the last drain,
+        or by every post if ``once_per_drain`` is False.
+    :param once_per_drain: whether a call of ``wake`` always brings a drain
+        (a service loop's ``call_soon_threadsafe``), so later posts may skip it.
     """
 
-    __slots__ = ("__weakref__", "_armed", "_items", "_wake")
+    __slots__ = ("__weakref__", "_armed", "_items", "_once_per_drain", "_wake")
 
-    def __init__(self, wake: Callable[[Tally | None], bool]) -> None:
+    def __init__(self, wake: Callable[[Tally | None], None], *, once_per_drain: bool) -> None:
         self._items: deque[tuple[Callable[[Any], None], Any]] = deque()
         self._armed = False
+        self._once_per_drain = once_per_drain
         self._wake = wake
 
     def __bool__(self) -> bool:
@@ -168,7 +174,8 @@ class Mailbox:
         """Run ``fn(arg)`` on the mailbox's loop soon; wakes it only if no drain is coming."""
         self._items.append((fn, arg))
         if not self._armed:
-            self._armed = self._wake(tally)
+            self._armed = self._once_per_drain
+            self._wake(tally)
 
     def drain(self) -> None:
         """Run everything posted so far (on the mailbox's loop)."""
@@ -185,19 +192,18 @@ def loop_mailbox(loop: asyncio.AbstractEventLoop) -> Mailbox:
     loop_ref = weakref.ref(loop)
     box_ref: weakref.ref[Mailbox] | None = None
 
-    def wake(tally: Tally | None) -> bool:
+    def wake(tally: Tally | None) -> None:
         target, box = loop_ref(), box_ref() if box_ref is not None else None
         if target is None or box is None:
-            return True  # nobody is left to read the replies: stay armed, never wake
+            return
         try:
             target.call_soon_threadsafe(box.drain)
-        except RuntimeError:  # the loop is closed: the same
-            return True
+        except RuntimeError:  # the loop is closed: nobody is left to read the replies
+            return
         if tally is not None:
             tally.add("loop")
-        return True
 
-    box = Mailbox(wake)
+    box = Mailbox(wake, once_per_drain=True)
     box_ref = weakref.ref(box)
     return box
 
@@ -206,10 +212,10 @@ def shard_mailbox(waker: Waker) -> Mailbox:
     """A shard's mailbox: woken through the shard's `Waker` (which does nothing if the shard is awake;
     the shard then finds the mail itself before it parks)."""
 
-    def wake(_tally: Tally | None) -> bool:
-        return waker.wake()  # False: awake (it drains before it parks) or a wake already on its way
+    def wake(_tally: Tally | None) -> None:
+        waker.wake()
 
-    return Mailbox(wake)
+    return Mailbox(wake, once_per_drain=False)
 
 
 _boxes: dict[int, Mailbox] = {}
