@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fs_cases import new_loop
+from fs_cases import run_on_fresh_loop
 
 import spargio
 from spargio import boundary
@@ -194,8 +194,4 @@ CASES: dict[str, BoundaryCase] = {case.key: case for case in _cases()}
 
 def run_case(key: str, loop_name: str, units: int) -> float:
     """Seconds per round trip of ``key`` on a fresh ``loop_name`` loop (setup and teardown not timed)."""
-    loop = new_loop(loop_name)
-    try:
-        return loop.run_until_complete(_timed(CASES[key], units))
-    finally:
-        loop.close()
+    return run_on_fresh_loop(loop_name, _timed(CASES[key], units))

@@ -21,7 +21,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+T = TypeVar("T")
 
 DATA = Path(__file__).resolve().parent / ".data"
 READ_FILE = DATA / "read64m.bin"
@@ -439,12 +444,18 @@ async def _timed(case: Case, n: int) -> float:
         await case.teardown(state)
 
 
-def run_case(key: str, loop_name: str, n: int) -> float:
-    """Seconds taken by ``n`` units of work of case ``key`` on a fresh loop."""
+def run_on_fresh_loop(loop_name: str, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a new ``loop_name`` loop and close it as `asyncio.run` does (the loop's
+    ring closes with it; a bare ``loop.close()`` would leave it to the garbage collector)."""
     loop = new_loop(loop_name)
     try:
-        return loop.run_until_complete(_timed(CASES[key], n))
+        return loop.run_until_complete(main)
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
+
+
+def run_case(key: str, loop_name: str, n: int) -> float:
+    """Seconds taken by ``n`` units of work of case ``key`` on a fresh loop."""
+    return run_on_fresh_loop(loop_name, _timed(CASES[key], n))

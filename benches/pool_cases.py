@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fs_cases import new_loop
+from fs_cases import run_on_fresh_loop
 
 import spargio
 
@@ -281,30 +281,26 @@ def run_case(key: str, loop_name: str, units: int) -> float:
     import time
 
     case = CASES[key]
-    loop = new_loop(loop_name)
-    try:
 
-        async def timed() -> float:
-            pool: Any = None
+    async def timed() -> float:
+        pool: Any = None
+        if case.kind == "spargio":
+            pool = await spargio.Runtime(shards=case.shards).start()
+        elif case.kind == "static":
+            pool = StaticPool(case.shards)
+        elif case.kind == "thread_pool":
+            pool = ThreadPoolExecutor(case.shards)
+        try:
+            await case.run(pool, 1)  # warm up: threads, rings, page cache
+            t0 = time.perf_counter()
+            await case.run(pool, units)
+            return (time.perf_counter() - t0) / units
+        finally:
             if case.kind == "spargio":
-                pool = await spargio.Runtime(shards=case.shards).start()
+                await pool.aclose()
             elif case.kind == "static":
-                pool = StaticPool(case.shards)
+                pool.close()
             elif case.kind == "thread_pool":
-                pool = ThreadPoolExecutor(case.shards)
-            try:
-                await case.run(pool, 1)  # warm up: threads, rings, page cache
-                t0 = time.perf_counter()
-                await case.run(pool, units)
-                return (time.perf_counter() - t0) / units
-            finally:
-                if case.kind == "spargio":
-                    await pool.aclose()
-                elif case.kind == "static":
-                    pool.close()
-                elif case.kind == "thread_pool":
-                    pool.shutdown()
+                pool.shutdown()
 
-        return loop.run_until_complete(timed())
-    finally:
-        loop.close()
+    return run_on_fresh_loop(loop_name, timed())
