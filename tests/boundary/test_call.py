@@ -322,7 +322,7 @@ def test_results_for_a_closed_loop_are_dropped_quietly() -> None:
         print("clean", rt.stats().completed)
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-P", "-c", script], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["clean", "50"]
     assert done.stderr == ""
