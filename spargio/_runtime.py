@@ -380,8 +380,8 @@ class Runtime:
         :raises ClosedError: the runtime is not running.
         :raises ShardDiedError: the placement names a shard whose thread died.
         """
-        ticket = self._try_spawn(fn, args, kwargs, placement)
-        if ticket is None:
+        ticket = self._work(fn, args, kwargs)
+        if not self._place(ticket, placement):
             self._count("overloaded")
             raise OverloadedError(
                 f"the spargio shard inbox for {placement!r} is full ({self._capacity} queued); "
@@ -404,12 +404,9 @@ class Runtime:
 
         If the caller is cancelled while it waits, nothing was submitted.
         """
-        ticket = self._try_spawn(fn, args, kwargs, placement)
-        if ticket is not None:
-            return ticket
-        self._count("waited_for_space")
-        ticket = await self._space.wait_for(lambda: self._try_spawn(fn, args, kwargs, placement), None)
-        assert ticket is not None
+        ticket = self._work(fn, args, kwargs)
+        if not self._place(ticket, placement):
+            await self._place_when_space(ticket, placement)
         return ticket
 
     @overload
@@ -428,12 +425,20 @@ class Runtime:
         ticket = await self.submit(fn, *args, placement=placement, **kwargs)
         return await ticket
 
-    def _try_spawn(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], placement: Placement
-    ) -> Work[Any] | None:
+    def _work(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Work[Any]:
+        """A ticket for ``fn(*args, **kwargs)`` (the caller's context copied now), not queued yet
+        (`_place` checks that the runtime is open)."""
+        return Work(fn, args, kwargs, self, next(_seq))
+
+    async def _place_when_space(self, ticket: Work[Any], placement: Placement) -> None:
+        """`_place` ``ticket`` as soon as an inbox has room (cancelled: it was never queued)."""
+        self._count("waited_for_space")
+        await self._space.wait_for(lambda: True if self._place(ticket, placement) else None, None)
+
+    def _place(self, ticket: Work[Any], placement: Placement) -> bool:
+        """Queue ``ticket`` where ``placement`` says and wake who must know; False if the inboxes are full."""
         if self._state != "running" or os.getpid() != self._pid:
             self._check_open()
-        ticket: Work[Any] = Work(fn, args, kwargs, self, next(_seq))
         if placement.__class__ is Stealable:  # the default: skip the general dispatch
             stealable = True
             shard = self.shard_list[self.scheduler.least_loaded_of_two(self._loads)]
@@ -445,17 +450,17 @@ class Runtime:
         fallback = stealable or isinstance(placement, RoundRobin)
         if not self._put(shard, ticket, fallback):
             if not fallback:
-                return None
+                return False
             for other in self._by_load(shard):
                 if self._put(other, ticket, True):
                     shard = other
                     break
             else:
-                return None
+                return False
         waker = shard.waker
         if waker is not None and not waker.wake() and stealable and shard.stealable_backlog() >= MIN_STEAL_DEPTH:
             self.wake_a_thief(shard)
-        return ticket
+        return True
 
     def _put(self, shard: Shard, ticket: Work[Any], fallback: bool) -> bool:
         try:
@@ -545,11 +550,6 @@ def _shard_stats(shard: Shard) -> ShardStats:
         ring_cqes=ring.ops_completed + ring.messages if ring is not None else 0,
         wakeups_received=ring.messages if ring is not None else 0,
     )
-
-
-def _wake_waiter(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _msg_ring_supported() -> bool:

@@ -35,6 +35,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._errors import SpargioTimeout
+from ._wakeup import mailbox_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -86,8 +87,6 @@ class Ticket(Generic[T]):
         self._future: asyncio.Future[T] | None = None
         self._reply: Mailbox | None = None
         if loop is not None:
-            from ._wakeup import mailbox_for
-
             self._future = loop.create_future()
             self._reply = mailbox_for(loop)
         self._owner = owner
@@ -144,8 +143,6 @@ class Ticket(Generic[T]):
             return future.result()
         if not self._wait_finished(timeout):
             self._time_out(timeout)
-        if future is None and isinstance(self._error, asyncio.CancelledError):
-            raise self._error
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[no-any-return]
@@ -154,9 +151,7 @@ class Ticket(Generic[T]):
         """The work's exception (None if it returned); waits as `result` does."""
         try:
             self.result(timeout)
-        except asyncio.CancelledError:
-            raise
-        except SpargioTimeout:
+        except (asyncio.CancelledError, SpargioTimeout):
             raise
         except BaseException as exc:
             return exc
@@ -194,20 +189,27 @@ class Ticket(Generic[T]):
         except TimeoutError:
             if not deadline.expired():
                 raise  # the work's own TimeoutError
-            self._timed_out(timeout)
-            raise SpargioTimeout(f"the work did not finish within {timeout} s; it was cancelled") from None
+            raise self._timeout_error(timeout) from None
 
     def _time_out(self, timeout: float | None) -> None:
-        self.cancel()
-        if self._future is not None and self._future.done() and not self._future.cancelled():
-            return  # the outcome arrived as the time ran out: keep it
-        if self._future is None and not isinstance(self._error, asyncio.CancelledError):
-            return
-        self._timed_out(timeout)
-        raise SpargioTimeout(f"the work did not finish within {timeout} s; it was cancelled")
+        """`result`'s time ran out on a thread without the ticket's loop: cancel, unless the outcome won."""
+        if self._future is None:
+            cancelled = self.cancel()
+        else:  # a loop's ticket: its future may only be touched on its loop
+            cancelled = not self._has_outcome()
+            if cancelled:
+                assert self._reply is not None
+                self._reply.post(Ticket._cancel_on_its_loop, self)
+        if cancelled:
+            raise self._timeout_error(timeout)
 
-    def _timed_out(self, timeout: float | None) -> None:
+    @staticmethod
+    def _cancel_on_its_loop(ticket: Ticket[Any]) -> None:
+        ticket.cancel()
+
+    def _timeout_error(self, timeout: float | None) -> SpargioTimeout:
         self._owner._count("timeouts")
+        return SpargioTimeout(f"the work did not finish within {timeout} s; it was cancelled")
 
     def _wait_finished(self, timeout: float | None) -> bool:
         """Block this (loop-less) thread until `finish` ran; False at ``timeout``."""

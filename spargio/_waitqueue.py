@@ -114,18 +114,13 @@ class WaitQueue:
         """Call ``attempt`` until it returns something, waiting for a notification between
         tries; None when ``timeout`` runs out.  Cancellation propagates; either way a
         waiter that leaves takes nothing with it and passes on a notification it got."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = _deadline(timeout)
         while True:
-            got = attempt()
-            if got is not None:
-                return got
-            waiter = self._enlist()
-            got = attempt()
-            if got is not None:
-                self._leave(waiter)
+            got, waiter = self._attempt_or_enlist(attempt)
+            if waiter is None:
                 return got
             try:
-                woke = await waiter.wait(None if deadline is None else deadline - time.monotonic())
+                woke = await waiter.wait(_remaining(deadline))
             except BaseException:
                 self._leave(waiter)
                 raise
@@ -135,19 +130,26 @@ class WaitQueue:
 
     def wait_for_blocking(self, attempt: Callable[[], T | None], timeout: float | None) -> T | None:
         """`wait_for` for a plain thread: blocks between tries."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = _deadline(timeout)
         while True:
-            got = attempt()
-            if got is not None:
+            got, waiter = self._attempt_or_enlist(attempt)
+            if waiter is None:
                 return got
-            waiter = self._enlist()
-            got = attempt()
-            if got is not None:
-                self._leave(waiter)
-                return got
-            if not waiter.wait_blocking(None if deadline is None else max(0.0, deadline - time.monotonic())):
+            if not waiter.wait_blocking(_remaining(deadline)):
                 self._leave(waiter)
                 return attempt()
+
+    def _attempt_or_enlist(self, attempt: Callable[[], T | None]) -> tuple[T | None, Waiter | None]:
+        """What ``attempt`` got, or a waiter enlisted before one last failed attempt."""
+        got = attempt()
+        if got is not None:
+            return got, None
+        waiter = self._enlist()
+        got = attempt()
+        if got is not None:
+            self._leave(waiter)
+            return got, None
+        return None, waiter
 
     def _enlist(self) -> Waiter:
         waiter = Waiter()
@@ -178,3 +180,11 @@ class WaitQueue:
     def notify_all(self) -> None:
         """Wake every waiter (the queue closed: they all look again and find out)."""
         self.notify(len(self._waiters) + 1)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

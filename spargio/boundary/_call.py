@@ -75,18 +75,17 @@ async def call(
     :raises ClosedError: the runtime is closed (or closed while the work waited).
     """
     rt = runtime if runtime is not None else current_runtime()
-    ticket: Ticket[Any] | None
+    ticket = rt._work(fn, args, kwargs)
+    placed = rt._place(ticket, placement)
     if timeout is None:
-        ticket = rt._try_spawn(fn, args, kwargs, placement)
-        if ticket is None:
-            ticket = await rt.submit(fn, *args, placement=placement, **kwargs)
+        if not placed:
+            await rt._place_when_space(ticket, placement)
         return await ticket
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            ticket = rt._try_spawn(fn, args, kwargs, placement)
-            if ticket is None:
-                ticket = await rt.submit(fn, *args, placement=placement, **kwargs)
+            if not placed:
+                await rt._place_when_space(ticket, placement)
             return await ticket
     except TimeoutError:
         if not deadline.expired():
