@@ -14,7 +14,8 @@ backend) and runs it forever, so any asyncio code runs here unchanged, and
   the wake fd ready instead of waiting, and `_on_wake` runs.  A sender
   wakes the shard only if its selector is parked (see `spargio._wakeup`).
 * `_on_wake` runs the mailbox, then starts at most ``_BATCH`` tickets, oldest
-  first, so one iteration never starves the loop's other callbacks; what is
+  first (running the mailbox again after any ticket that left mail in
+  it), so one iteration never starves the loop's other callbacks; what is
   left makes the next iteration's `select` skip its wait.  Tickets leave the
   inbox one at a time, so those behind a long-running one stay stealable,
   and while stealable work waits behind the ticket being started, a parked
@@ -23,7 +24,8 @@ backend) and runs it forever, so any asyncio code runs here unchanged, and
   result is sent back at once; a coroutine becomes a task on this loop
   (wrapped by `_run_coroutine`, which turns every outcome — including
   `SystemExit`/`KeyboardInterrupt` from the work — into the ticket's result,
-  so work can never stop the shard's loop).
+  so work can never stop the shard's loop; a task cancelled before its
+  first step never enters the wrapper, so its done callback ends the ticket).
 * Stealing: when the selector is about to park and the inbox is empty,
   `_has_work(parking=True)` asks the scheduler for a victim (the deepest
   stealable backlog: queued stealable tickets plus those running ahead of
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Final
@@ -265,12 +268,15 @@ class Shard:
         if self.woken_to_steal and len(inbox):
             self.woken_to_steal = False
             runtime.pass_on_theft(self)
+        mailbox = self.mailbox
         for _ in range(_BATCH):
             ticket = inbox.take()
             if ticket is None:
                 break
             runtime.space_freed(1)
             self._start(ticket)
+            if mailbox:  # a cancel or stop posted while the ticket ran: not after the whole batch
+                mailbox.drain()
         if self._draining and not self.running and not len(self.inbox):
             self._stop_loop()
 
@@ -289,20 +295,31 @@ class Shard:
             return
         if _iscoroutine(result):
             assert self.loop is not None
-            ticket._task = self.loop.create_task(self._run_coroutine(ticket, result), context=ticket._context)
+            task = self.loop.create_task(self._run_coroutine(ticket, result), context=ticket._context)
+            task.add_done_callback(functools.partial(self._task_done, ticket, result))
+            ticket._task = task
         else:
             self._finished(ticket, result, None)
 
     async def _run_coroutine(self, ticket: Work[Any], coro: Coroutine[Any, Any, Any]) -> None:
         try:
             value = await coro
-        except asyncio.CancelledError as exc:
-            self.cancelled += 1
-            self._finished(ticket, None, self._stop_error() if self._stop_error is not None else exc)
         except BaseException as exc:
-            self._finished(ticket, None, exc)
+            self._coroutine_ended(ticket, None, exc)
         else:
-            self._finished(ticket, value, None)
+            self._coroutine_ended(ticket, value, None)
+
+    def _task_done(self, ticket: Work[Any], coro: Coroutine[Any, Any, Any], task: asyncio.Task[None]) -> None:
+        if task.cancelled():  # cancelled before its first step: _run_coroutine's body never ran
+            coro.close()
+            self._coroutine_ended(ticket, None, asyncio.CancelledError())
+
+    def _coroutine_ended(self, ticket: Work[Any], value: Any, error: BaseException | None) -> None:
+        if isinstance(error, asyncio.CancelledError):
+            self.cancelled += 1
+            if self._stop_error is not None:
+                error = self._stop_error()
+        self._finished(ticket, value, error)
         if self._draining and not self.running and not len(self.inbox):
             self._stop_loop()
 
@@ -324,7 +341,8 @@ class Shard:
 
     def _stop_loop(self) -> None:
         assert self.loop is not None
-        self.loop.stop()
+        if self.alive:  # on the way out (_shut_down) the loop is no longer running: nothing to stop
+            self.loop.stop()
 
     def _closing_error(self) -> ClosedError:
         if self.death is not None:

@@ -94,6 +94,11 @@ async def test_dead_shard_fails_its_tickets_and_others_carry_on(shape: dict[str,
             await asyncio.sleep(3600)
 
         running = rt.spawn(parked, placement=Pinned(0))
+        # Hold the shard in a short sync call so that the tickets below queue behind it and the
+        # kill arrives before any of them starts (gate.wait would block the shard for 10 s).
+        rt.spawn(time.sleep, 0.3, placement=Pinned(0))
+        while rt.stats().shards[0].running < 2:
+            await asyncio.sleep(0.001)
         queued = [rt.spawn(gate.wait, 10, placement=Pinned(0)) for _ in range(5)]
         t0 = time.monotonic()
         kill_shard(rt, 0)
