@@ -118,6 +118,14 @@ def _close_orphan_fd(res: int) -> None:
             pass
 
 
+def _then(close: Callable[[int], None], after: Callable[[], None]) -> Callable[[int], None]:
+    def on_orphan(res: int) -> None:
+        close(res)
+        after()
+
+    return on_orphan
+
+
 class LoopRing:
     """The io_uring of one event loop.  Create through `spargio._backend.current_io`."""
 
@@ -481,11 +489,18 @@ class LoopRing:
 
     # -- files and names -------------------------------------------------
 
-    async def open(self, path: bytes, flags: int, mode: int) -> int:
+    async def open(self, path: bytes, flags: int, mode: int, *, if_orphaned: Callable[[], None] | None = None) -> int:
+        """Open ``path``; if the caller is cancelled, the open is cancelled.
+
+        An open the kernel finishes anyway has its fd closed, and then
+        ``if_orphaned`` is called (an ``O_CREAT`` open may have made the file:
+        the caller's chance to remove it once nothing can create it any more).
+        """
         fut = self._future()
-        entry = _Guarded(fut, _close_orphan_fd)
+        on_orphan = _close_orphan_fd if if_orphaned is None else _then(_close_orphan_fd, if_orphaned)
+        entry = _Guarded(fut, on_orphan)
         ud = self.ring.prep_openat(_native.AT_FDCWD, _native.path_arg(path), flags | os.O_CLOEXEC, mode, entry)
-        res = await self._result(fut, ud, _close_orphan_fd)
+        res = await self._result(fut, ud, on_orphan)
         if res < 0:
             raise os_error(res, os.fsdecode(path))
         return res

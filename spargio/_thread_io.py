@@ -110,6 +110,43 @@ def _close_result(job: Future[int]) -> None:
         os.close(job.result())
 
 
+class _PendingOpen:
+    """An open running on the pool, whose caller may leave before it ends.
+
+    Whichever comes second, the open's end or its caller's cancel, releases
+    the orphaned fd (and runs ``if_orphaned``); the lock makes "second" exact.
+    """
+
+    __slots__ = ("_ended", "_if_orphaned", "_io", "_orphaned")
+
+    def __init__(self, io: ThreadIO, if_orphaned: Callable[[], None] | None) -> None:
+        self._io = io
+        self._if_orphaned = if_orphaned
+        self._ended = self._orphaned = False
+
+    def ended(self, job: Future[int]) -> None:
+        with self._io._lock:
+            self._ended = True
+            orphaned = self._orphaned
+        try:
+            if orphaned:
+                self._release(job)
+        finally:
+            self._io._finished()
+
+    def orphan(self, job: Future[int]) -> None:
+        with self._io._lock:
+            self._orphaned = True
+            ended = self._ended
+        if ended:
+            self._release(job)
+
+    def _release(self, job: Future[int]) -> None:
+        _close_result(job)
+        if self._if_orphaned is not None:
+            self._if_orphaned()
+
+
 def _name(path: bytes | None) -> str | None:
     """Paths travel as bytes; errors should name them as ``os`` does (str)."""
     return None if path is None else os.fsdecode(path)
@@ -214,15 +251,20 @@ class ThreadIO:
     async def ftruncate(self, fd: int, length: int) -> None:
         await self._call(os.ftruncate, fd, length)
 
-    async def open(self, path: bytes, flags: int, mode: int) -> int:
-        """Open on the pool; if the caller is cancelled mid-open, the fd it yields is closed."""
+    async def open(self, path: bytes, flags: int, mode: int, *, if_orphaned: Callable[[], None] | None = None) -> int:
+        """Open on the pool; if the caller is cancelled mid-open, the fd it yields is closed.
+
+        ``if_orphaned`` is then called once the open has ended, before the
+        open stops counting as in flight, as `LoopRing.open` does.
+        """
         job = executor().submit(_open, os.fsdecode(path), flags, mode)
+        open_ = _PendingOpen(self, if_orphaned)
+        self._started()
+        job.add_done_callback(open_.ended)
         try:
-            self._started()
-            job.add_done_callback(self._finished)
             return await asyncio.wrap_future(job)
         except asyncio.CancelledError:
-            job.add_done_callback(_close_result)
+            open_.orphan(job)
             raise
 
     async def close_fd(self, fd: int) -> None:

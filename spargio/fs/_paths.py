@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import os
 import shutil
 from typing import Any
@@ -73,16 +74,23 @@ async def read_text(path: Any, encoding: str | None = None, errors: str | None =
 async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool = False, mode: int = 0o666) -> int:
     """Create or replace a file with ``data``.
 
-    :param fsync: fsync the file before returning (durable contents).
-    :param atomic: write a temporary file beside it, fsync it, and rename it
-        into place, so readers see the old file or the new one, never half.
+    :param fsync: fsync the file before returning (durable contents); with
+        ``atomic``, the directory is fsynced after the rename too, so the new
+        name is durable as well.
+    :param atomic: write a temporary file beside it (a hidden name unique to
+        this call, so concurrent writers of one path never share it), fsync
+        it, and rename it into place: readers see the old file or the new
+        one, never half.  If the write fails or is cancelled before the
+        rename, the temporary file is removed and the old file is untouched.
     :return: the number of bytes written.
     """
     view = data_view(data)
     target = fspath_bytes(path)
-    dest = target + b".spargio-tmp-%d" % os.getpid() if atomic else target
+    dest = _temporary_name(target) if atomic else target
     io_ = current_io()
-    fd = await io_.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # A cancelled open may still create the temporary file: remove it once the open has ended.
+    if_orphaned = (lambda: _unlink_quietly(dest)) if atomic else None
+    fd = await io_.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode, if_orphaned=if_orphaned)
     try:
         n = await write_all(fd, view, 0)
         if fsync or atomic:
@@ -92,10 +100,35 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
         if atomic:
             _unlink_quietly(dest)
         raise
-    await io_.close_fd(fd)
-    if atomic:
+    if not atomic:
+        await io_.close_fd(fd)
+        return n
+    try:
+        await io_.close_fd(fd)
         await io_.rename(dest, target)
+    except BaseException:
+        _unlink_quietly(dest)  # ENOENT (ignored) if the rename happened before a cancel landed
+        raise
+    if fsync:
+        await _fsync_directory(os.path.dirname(target) or b".")
     return n
+
+
+_temporary_names = itertools.count()
+
+
+def _temporary_name(target: bytes) -> bytes:
+    head, tail = os.path.split(target)
+    return os.path.join(head, b".%s.spargio-tmp-%d-%d" % (tail, os.getpid(), next(_temporary_names)))
+
+
+async def _fsync_directory(path: bytes) -> None:
+    io_ = current_io()
+    fd = await io_.open(path, os.O_RDONLY | os.O_DIRECTORY, 0)
+    try:
+        await io_.fsync(fd, False)
+    finally:
+        io_.close_fd_detached(fd)
 
 
 def _unlink_quietly(path: bytes) -> None:

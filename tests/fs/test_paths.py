@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 
 import pytest
 
 from spargio import fs
+from spargio.testing import settle
 
 
 async def test_read_write_bytes_and_text(tmp_path):
@@ -31,6 +33,34 @@ async def test_atomic_write_replaces_in_one_step(tmp_path):
     await fs.write_bytes(path, b"new contents", atomic=True)
     assert path.read_bytes() == b"new contents"
     assert os.listdir(tmp_path) == ["atomic"]
+
+
+async def test_concurrent_atomic_writers_of_one_path_never_share_a_temporary_file(tmp_path):
+    path = tmp_path / "shared"
+    payloads = [bytes([i]) * (1000 + 7919 * i) for i in range(24)]
+    written = await asyncio.gather(*(fs.write_bytes(path, p, atomic=True, fsync=True) for p in payloads))
+    assert written == [len(p) for p in payloads]
+    assert path.read_bytes() in payloads  # whole: one writer's bytes, never a mix
+    assert os.listdir(tmp_path) == ["shared"]
+
+
+async def test_cancelled_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "kept"
+    path.write_bytes(b"old")
+    big = os.urandom(8 << 20)
+    for delay in (0, 0.0005, 0.002):
+        task = asyncio.ensure_future(fs.write_bytes(path, big, atomic=True, fsync=True))
+        await asyncio.sleep(delay)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            assert path.read_bytes() == b"old"
+        else:
+            assert path.read_bytes() == big  # finished before the cancel landed
+            path.write_bytes(b"old")
+        await settle()  # a cancelled open ends (and its file is removed) a moment later
+        assert os.listdir(tmp_path) == ["kept"]
 
 
 async def test_namespace_operations(tmp_path):
