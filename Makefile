@@ -3,7 +3,8 @@
 #   make deps    Debian packages the build and the benchmarks need (only the missing ones)
 #   make venv    .venv with the package installed (not editable: tests run the installed copy)
 #   make test    the whole test suite, plus ruff and mypy
-#   make demo    spargio.fs against asyncio.to_thread and aiofiles, on asyncio and uvloop
+#   make demo    the mixed service (aiohttp on uvloop) under wrk: spargio vs aiofiles vs to_thread, nginx as anchor
+#   make fs-demo spargio.fs against asyncio.to_thread and aiofiles, on asyncio and uvloop (no HTTP)
 #   make bench   the pyperf benchmark suite -> benches/results/{results.json,table.md,plot.png}
 #   make dev     editable install for working on spargio itself
 
@@ -11,19 +12,25 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-APT_PACKAGES := liburing-dev pkg-config gcc python3-dev python3-venv fio
+APT_PACKAGES := liburing-dev pkg-config gcc python3-dev python3-venv fio wrk nginx-light
 SOURCES := $(shell find spargio -name '*.py' -o -name '*.c') pyproject.toml setup.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps venv test lint demo bench bench-quick dev clean
+.PHONY: deps venv test lint demo fs-demo bench bench-quick dev clean
 
+# policy-rc.d (exit 101) stops Debian from starting the system nginx on port 80 while it
+# installs: the demo runs its own nginx on loopback and nothing else should listen.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+	    printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+	    $(SUDO) chmod +x /usr/sbin/policy-rc.d; fi; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	  status=$$?; [ -n "$$guard" ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 $(PY):
@@ -49,6 +56,9 @@ test: venv
 	$(MAKE) --no-print-directory lint
 
 demo: venv
+	PYTHONPATH=examples $(PY) -P -m mixed_service.demo
+
+fs-demo: venv
 	$(PY) -P examples/fs_demo.py
 
 bench: venv
