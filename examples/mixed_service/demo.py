@@ -1,8 +1,8 @@
 """``make demo``: the mixed service under load, with each ``--io`` mode, beside nginx.
 
 For each mode (spargio, aiofiles, to_thread) it starts the service on
-loopback, drives each endpoint with wrk (a warm-up, then a measured run),
-and stops it; nginx serving the same files is the far anchor for GET.  It
+loopback, drives each endpoint with wrk (a warm-up, then three measured
+runs whose medians are kept), and stops it; nginx serving the same files is the far anchor for GET.  It
 prints one table (req/s, p50 and p99 latency, and spargio's ratios to the
 other two modes), and writes it with a chart to ``--out``: demo.md,
 demo.json and demo.png.  It exits 1 if any request failed, so a broken mode
@@ -22,6 +22,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,18 +195,21 @@ def run_wrk(url: str, endpoint: Endpoint, seconds: int, connections: int) -> dic
     return summary
 
 
-def measure(server: str, url: str, endpoint: Endpoint, seconds: int, warmup: int, connections: int) -> Result:
-    if warmup > 0:
-        run_wrk(url, endpoint, warmup, connections)
-    s = run_wrk(url, endpoint, seconds, connections)
+def measure(server: str, url: str, endpoint: Endpoint, args: argparse.Namespace) -> Result:
+    """A warm-up, then ``args.rounds`` measured wrk runs: the median of each figure, failures summed."""
+    if args.warmup > 0:
+        run_wrk(url, endpoint, args.warmup, args.connections)
+    runs = [run_wrk(url, endpoint, args.seconds, args.connections) for _ in range(args.rounds)]
+    rates = [r["requests"] / (r["duration_us"] / 1e6) for r in runs]
+    seconds = sum(r["duration_us"] for r in runs) / 1e6
     return Result(
         server=server,
         endpoint=endpoint.key,
-        requests=s["requests"],
-        seconds=s["duration_us"] / 1e6,
-        failed=s["errors"] + s["non_2xx"],
-        p50_ms=s["p50_us"] / 1e3,
-        p99_ms=s["p99_us"] / 1e3,
+        requests=round(statistics.median(rates) * seconds),  # so that requests / seconds is the median rate
+        seconds=seconds,
+        failed=sum(r["errors"] + r["non_2xx"] for r in runs),
+        p50_ms=statistics.median(r["p50_us"] for r in runs) / 1e3,
+        p99_ms=statistics.median(r["p99_us"] for r in runs) / 1e3,
     )
 
 
@@ -270,7 +274,8 @@ def chart(results: list[Result], path: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mixed_service.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8, help="measured wrk run per endpoint and mode (whole s)")
+    parser.add_argument("--seconds", type=int, default=3, help="each measured wrk run (whole s)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured runs per endpoint and mode (median)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured wrk run before each (whole s)")
     parser.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated --io modes to run")
@@ -291,9 +296,12 @@ def main(argv: list[str] | None = None) -> int:
 
     info = spargio.backend_info()
     steps = len(args.modes) * len(ENDPOINTS) + (0 if args.no_nginx else 1)
-    budget = steps * (args.seconds + args.warmup)
+    budget = steps * (args.seconds * args.rounds + args.warmup)
     print(f"spargio {spargio.__version__} on {info.name} ({info.reason}); {os.cpu_count()} CPUs")
-    print(f"{steps} wrk runs of {args.warmup:g}+{args.seconds:g} s, {args.connections} connections: ~{budget:.0f} s")
+    print(
+        f"{steps} rows, each {args.warmup} s of warm-up then the median of {args.rounds} wrk runs of {args.seconds} s"
+        f" ({args.connections} connections): ~{budget} s"
+    )
     results: list[Result] = []
     step = 0
 
@@ -316,10 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes:
             with running_service(mode, data_dir, args.shards) as url:
                 for endpoint in ENDPOINTS:
-                    record(measure(mode, url, endpoint, args.seconds, args.warmup, args.connections))
+                    record(measure(mode, url, endpoint, args))
         if not args.no_nginx:
             with running_nginx(data_dir) as url:
-                record(measure("nginx", url, ENDPOINTS[0], args.seconds, args.warmup, args.connections))
+                record(measure("nginx", url, ENDPOINTS[0], args))
 
     report = table(results)
     print()
@@ -327,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     header = (
         f"spargio {spargio.__version__}, {info.name} backend, {os.cpu_count()} CPUs; wrk -t1 -c{args.connections}, "
-        f"{args.seconds:g} s per row after {args.warmup:g} s of warm-up; service and wrk on one machine.\n\n"
+        f"median of {args.rounds} runs of {args.seconds} s per row after {args.warmup} s of warm-up; "
+        "service and wrk on one machine.\n\n"
     )
     (args.out / "demo.md").write_text(header + report + "\n")
     (args.out / "demo.json").write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")

@@ -62,7 +62,7 @@ def test_a_missing_data_dir_is_a_clear_error(tmp_path):
 
 @pytest.mark.timeout(180)
 def test_the_demo_drives_every_mode_and_nginx_with_wrk(tmp_path):
-    command = [sys.executable, "-P", "-m", "mixed_service.demo", "--seconds", "1", "--warmup", "0"]
+    command = [sys.executable, "-P", "-m", "mixed_service.demo", "--seconds", "1", "--rounds", "1", "--warmup", "0"]
     command += ["--shards", "2", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=170, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
