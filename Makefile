@@ -5,6 +5,7 @@
 #   make test    the whole test suite, plus ruff and mypy
 #   make demo    the mixed service (aiohttp on uvloop) under wrk: spargio vs aiofiles vs to_thread, nginx as anchor
 #   make fs-demo spargio.fs against asyncio.to_thread and aiofiles, on asyncio and uvloop (no HTTP)
+#   make soak    10^6 file ops + 10^5 boundary calls per loop and backend, sampled (RELIABILITY row 28)
 #   make bench   the pyperf benchmark suite -> benches/results/{results.json,table.md,plot.png}
 #   make dev     editable install for working on spargio itself
 
@@ -16,7 +17,7 @@ APT_PACKAGES := liburing-dev pkg-config gcc python3-dev python3-venv fio wrk ngi
 SOURCES := $(shell find spargio -name '*.py' -o -name '*.c') pyproject.toml setup.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps venv test lint demo fs-demo bench bench-quick dev clean
+.PHONY: deps venv test lint demo fs-demo soak bench bench-quick dev clean
 
 # policy-rc.d (exit 101) stops Debian from starting the system nginx on port 80 while it
 # installs: the demo runs its own nginx on loopback and nothing else should listen.
@@ -60,6 +61,9 @@ demo: venv
 
 fs-demo: venv
 	$(PY) -P examples/fs_demo.py
+
+soak: venv
+	$(PY) -P benches/soak.py
 
 bench: venv
 	$(PY) -P benches/run.py
