@@ -30,6 +30,7 @@ import tempfile
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Literal
 
 import spargio
 
@@ -151,7 +152,9 @@ def table(samples: list[Sample]) -> str:
     return "\n".join(lines)
 
 
-def run_one(loop_name: str, backend: str, *, file_ops: int, calls: int, sample_every: int) -> list[Sample]:
+def run_one(
+    loop_name: str, backend: Literal["io_uring", "threads"], *, file_ops: int, calls: int, sample_every: int
+) -> list[Sample]:
     """One soak on a fresh loop of ``loop_name`` with a 2-shard runtime, both on ``backend``."""
     import uvloop
 
@@ -162,7 +165,7 @@ def run_one(loop_name: str, backend: str, *, file_ops: int, calls: int, sample_e
         with tempfile.NamedTemporaryFile(prefix="spargio-soak-") as tmp:
             tmp.write(bytes(FILE_BLOCKS * BLOCK))
             tmp.flush()
-            async with spargio.Runtime(shards=2, backend="threads" if backend == "threads" else "io_uring") as rt:
+            async with spargio.Runtime(shards=2, backend=backend) as rt:
                 return await soak(tmp.name, file_ops=file_ops, calls=calls, sample_every=sample_every, runtime=rt)
 
     try:

@@ -63,15 +63,11 @@ SMALL_SIZE, BIG_SIZE = 16 << 10, 1 << 20
 class Result:
     server: str  # a --io mode, or "nginx"
     endpoint: str
-    requests: int
-    seconds: float
+    rate: float  # requests/s, the median of the measured runs
+    requests: int  # answered in all the measured runs
     failed: int  # socket errors plus non-2xx answers
     p50_ms: float
     p99_ms: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
 
 
 # -- the data set, the servers, the load -------------------------------------
@@ -200,13 +196,11 @@ def measure(server: str, url: str, endpoint: Endpoint, args: argparse.Namespace)
     if args.warmup > 0:
         run_wrk(url, endpoint, args.warmup, args.connections)
     runs = [run_wrk(url, endpoint, args.seconds, args.connections) for _ in range(args.rounds)]
-    rates = [r["requests"] / (r["duration_us"] / 1e6) for r in runs]
-    seconds = sum(r["duration_us"] for r in runs) / 1e6
     return Result(
         server=server,
         endpoint=endpoint.key,
-        requests=round(statistics.median(rates) * seconds),  # so that requests / seconds is the median rate
-        seconds=seconds,
+        rate=statistics.median(r["requests"] / (r["duration_us"] / 1e6) for r in runs),
+        requests=sum(r["requests"] for r in runs),
         failed=sum(r["errors"] + r["non_2xx"] for r in runs),
         p50_ms=statistics.median(r["p50_us"] for r in runs) / 1e3,
         p99_ms=statistics.median(r["p99_us"] for r in runs) / 1e3,

@@ -122,19 +122,23 @@ def _read_buffers() -> list[bytearray]:
     return buffers
 
 
-_aiofiles_fsync = aiofiles.os.wrap(os.fsync)  # aiofiles has no fsync of its own
-
-
-class AiofilesStore:
-    """aiofiles: every file call is a hop to the default executor."""
-
-    mode: ClassVar[str] = "aiofiles"
+class _ExecutorStore:
+    """What the two thread-hop stores share: nothing to start or close, the default executor."""
 
     async def start(self) -> None:
         pass
 
     async def close(self) -> None:
         pass
+
+    def stats(self) -> dict[str, Any]:
+        return {"backend": "threads (the default executor)"}
+
+
+class AiofilesStore(_ExecutorStore):
+    """aiofiles: every file call is a hop to the default executor."""
+
+    mode: ClassVar[str] = "aiofiles"
 
     async def read(self, path: str) -> bytes:
         async with aiofiles.open(path, "rb") as f:
@@ -149,33 +153,20 @@ class AiofilesStore:
                 await _aiofiles_fsync(f.fileno())
             await aiofiles.os.replace(temporary, path)
         except BaseException:
-            await asyncio.shield(_remove_quietly_async(temporary))
+            await asyncio.shield(_aiofiles_remove_quietly(temporary))
             raise
-        fd = await asyncio.to_thread(os.open, os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            await _aiofiles_fsync(fd)
-        finally:
-            os.close(fd)
+        await _aiofiles_fsync_directory(os.path.dirname(path))
         return len(data)
 
     async def digest(self, path: str) -> str:
         data = await self.read(path)
         return await asyncio.get_running_loop().run_in_executor(None, _sha256_hex, data)
 
-    def stats(self) -> dict[str, Any]:
-        return {"backend": "threads (the default executor)"}
 
-
-class ToThreadStore:
+class ToThreadStore(_ExecutorStore):
     """asyncio.to_thread: each job is one blocking function in one thread hop."""
 
     mode: ClassVar[str] = "to_thread"
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def read(self, path: str) -> bytes:
         return await asyncio.to_thread(_read_file, path)
@@ -185,9 +176,6 @@ class ToThreadStore:
 
     async def digest(self, path: str) -> str:
         return await asyncio.to_thread(_digest_file, path)
-
-    def stats(self) -> dict[str, Any]:
-        return {"backend": "threads (the default executor)"}
 
 
 # -- blocking helpers (the thread stores) ----------------------------------
@@ -207,10 +195,6 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-async def _remove_quietly_async(path: str) -> None:
-    await asyncio.to_thread(_remove_quietly, path)
-
-
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -227,12 +211,17 @@ def _write_file_durably(path: str, data: bytes) -> int:
     except BaseException:
         _remove_quietly(temporary)
         raise
-    fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    _fsync_directory(os.path.dirname(path))
+    return len(data)
+
+
+def _fsync_directory(path: str) -> None:
+    """Make a rename in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return len(data)
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -242,3 +231,9 @@ def _sha256_hex(data: bytes) -> str:
 def _digest_file(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# aiofiles has no fsync and no directory fsync of its own: its users wrap the blocking calls.
+_aiofiles_fsync = aiofiles.os.wrap(os.fsync)
+_aiofiles_fsync_directory = aiofiles.os.wrap(_fsync_directory)
+_aiofiles_remove_quietly = aiofiles.os.wrap(_remove_quietly)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._blocks import check_block as check_block
+from ._blocks import make_block as make_block
 from ._books import Books as Books
 from ._books import open_fds as open_fds
 from ._books import open_rings as open_rings
@@ -15,7 +17,9 @@ __all__ = [
     "Books",
     "ShardKilled",
     "block_io_uring",
+    "check_block",
     "kill_shard",
+    "make_block",
     "open_fds",
     "open_rings",
     "settle",

@@ -14,28 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import struct
-import zlib
 
 import pytest
 
 import spargio
+from spargio.testing import check_block, make_block
 
 BLOCK = 4096
 WRITERS, PER_WRITER = 8, 256
-HEADER = struct.Struct("<QQI")  # offset, sequence, crc32 of the payload
-
-
-def _block(offset: int, seq: int, rng: random.Random) -> bytes:
-    payload = rng.randbytes(BLOCK - HEADER.size)
-    return HEADER.pack(offset, seq, zlib.crc32(payload)) + payload
-
-
-def _sequence(block: bytes, offset: int) -> int:
-    off, seq, crc = HEADER.unpack_from(block)
-    assert off == offset, f"block at {offset} claims offset {off}"
-    assert zlib.crc32(block[HEADER.size :]) == crc, f"bad checksum at {offset}"
-    return seq
 
 
 async def _writer_on_a_shard(path: str, k: int, blocks: list[int], flags: int) -> dict[int, int]:
@@ -48,7 +34,7 @@ async def _writer_on_a_shard(path: str, k: int, blocks: list[int], flags: int) -
         for generation in range(2):
             for i, index in enumerate(blocks):
                 seq = generation * 100_000 + k * 1000 + i
-                data = _block(index * BLOCK, seq, rng)
+                data = make_block(index * BLOCK, seq, rng)
                 if buffer is not None:
                     buffer[:] = data
                     data = buffer
@@ -94,7 +80,7 @@ async def test_writers_on_shards_then_fsync_then_read_back(tmp_path, shape, dire
             raw = os.pread(fd, BLOCK, index * BLOCK)
             assert raw == via_spargio[index], f"spargio and pread disagree at block {index}"
             if index in expected:
-                assert _sequence(raw, index * BLOCK) == expected[index], f"stale block {index}"
+                assert check_block(raw, index * BLOCK) == expected[index], f"stale block {index}"
             else:
                 assert raw == bytes(BLOCK), f"block {index} was never written but is not zero"
     finally:

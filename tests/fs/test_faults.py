@@ -6,14 +6,13 @@ import asyncio
 import errno
 import os
 import random
-import struct
 import threading
 import time
-import zlib
 
 import pytest
 
 from spargio import fs
+from spargio.testing import check_block, make_block
 
 
 async def test_one_mib_into_a_slowly_read_pipe_is_written_whole():
@@ -54,19 +53,6 @@ async def test_enospc_is_reported_by_the_write():
 
 
 BLOCK = 4096
-HEADER = struct.Struct("<QQI")  # offset, sequence, crc32 of the payload
-
-
-def _block(offset: int, seq: int, rng: random.Random) -> bytes:
-    payload = rng.randbytes(BLOCK - HEADER.size)
-    return HEADER.pack(offset, seq, zlib.crc32(payload)) + payload
-
-
-def _verify(block: bytes, offset: int) -> int:
-    off, seq, crc = HEADER.unpack_from(block)
-    assert off == offset, f"block at {offset} claims offset {off}"
-    assert zlib.crc32(block[HEADER.size :]) == crc, f"bad checksum at {offset}"
-    return seq
 
 
 @pytest.mark.parametrize("direct", [False, True])
@@ -92,7 +78,7 @@ async def test_concurrent_writers_then_fsync_then_read_back(tmp_path, direct):
             for generation in range(2):
                 for i, index in enumerate(mine):
                     seq = generation * 100_000 + k * 1000 + i
-                    await f.write_at(index * BLOCK, _block(index * BLOCK, seq, rng))
+                    await f.write_at(index * BLOCK, make_block(index * BLOCK, seq, rng))
                     expected[index] = seq
 
         await asyncio.gather(*(writer(k) for k in range(8)))
@@ -104,7 +90,7 @@ async def test_concurrent_writers_then_fsync_then_read_back(tmp_path, direct):
             raw = os.pread(fd, BLOCK, index * BLOCK)
             assert raw == via_spargio[index]
             if index in expected:
-                assert _verify(raw, index * BLOCK) == expected[index]
+                assert check_block(raw, index * BLOCK) == expected[index]
             else:
                 assert raw == bytes(BLOCK)
     finally:
