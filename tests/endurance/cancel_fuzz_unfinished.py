@@ -1,4 +1,5 @@
-"""UNFINISHED, not collected (no test_ prefix): see tests/RELIABILITY.md row 9.
+"""UNFINISHED, not collected (no test_ prefix): on the thread backend, cancelled pipe writes hold every
+blocking-pool thread and the run stalls; see tests/RELIABILITY.md row 9 for why and the fix it needs.
 
 RELIABILITY row 9: 10^4 mixed ops with seeded random cancels and timeouts at every stage.
 
