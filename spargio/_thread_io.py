@@ -3,13 +3,15 @@
 Used where io_uring cannot run (see `spargio._backend`).  Every call is the
 matching `os` function on `spargio._blocking`'s pool, with two refinements:
 
-* reads from streams (offset -1: pipes, sockets, ttys) first wait for
-  readability on the loop with ``add_reader``, so a read that would block
-  never occupies a thread and cancelling it really cancels;
+* reads and writes on streams (offset -1: pipes, sockets) never wait in a
+  thread: they wait for readiness on the loop, then run once without blocking
+  on the loop thread (`spargio._readiness`), so cancelling one really cancels
+  and a stuck pipe cannot take pool threads from file I/O;
 * O_DIRECT needs aligned memory, so ``aligned=True`` reads go through an
   ``mmap`` buffer (page aligned).
 
-Cancellation: an op not yet started in its thread is dropped; one already
+Cancellation: a stream op still waiting for readiness is dropped and did
+nothing; a file op not yet started in its thread is dropped; one already
 running finishes in its thread and its result is discarded (a cancelled write
 may therefore have happened: its outcome is unknown).
 """
@@ -21,9 +23,10 @@ import mmap
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._blocking import executor, run_blocking
+from ._readiness import READ, WRITE, NoWaitUnsupported, Readiness, read_nowait, readinto_nowait, write_nowait
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -33,9 +36,13 @@ if TYPE_CHECKING:
 
 __all__ = ["ThreadIO"]
 
+T = TypeVar("T")
 
-def _pread(fd: int, length: int, offset: int) -> bytes:
-    return os.read(fd, length) if offset < 0 else os.pread(fd, length, offset)
+_STREAM_CHUNK = 1 << 16
+
+
+def _readv_into(fd: int, target: Any) -> int:
+    return os.readv(fd, [target])
 
 
 def _pread_aligned(fd: int, length: int, offset: int) -> bytes:
@@ -51,11 +58,6 @@ def _read_all(fd: int, offset: int, aligned: bool) -> bytes:
             parts.append(chunk)
             offset += len(chunk)
         return b"".join(parts)
-    if offset < 0:
-        parts = []
-        while chunk := os.read(fd, 1 << 16):
-            parts.append(chunk)
-        return b"".join(parts)
     size = os.fstat(fd).st_size
     data = os.pread(fd, max(size - offset, 0) + 1, offset) if size > offset else b""
     parts = [data]
@@ -67,11 +69,7 @@ def _read_all(fd: int, offset: int, aligned: bool) -> bytes:
 
 
 def _preadinto(fd: int, target: Any, offset: int) -> int:
-    return os.readv(fd, [target]) if offset < 0 else os.preadv(fd, [target], offset)
-
-
-def _pwrite(fd: int, data: Any, offset: int) -> int:
-    return os.write(fd, data) if offset < 0 else os.pwrite(fd, data, offset)
+    return os.preadv(fd, [target], offset)
 
 
 def _pwrite_aligned(fd: int, data: Any, offset: int) -> int:
@@ -159,6 +157,7 @@ class ThreadIO:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop_ref = weakref.ref(loop)
+        self._readiness = Readiness(loop)
         self._lock = threading.Lock()
         self._in_flight = 0
         self.closed = False
@@ -188,46 +187,68 @@ class ThreadIO:
         job.add_done_callback(self._finished)
         return await asyncio.wrap_future(job)
 
-    async def _readable(self, fd: int) -> None:
-        """Wait until a stream fd is readable; no-op for fds epoll cannot watch."""
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        try:
-            loop.add_reader(fd, ready.set_result, None)
-        except (PermissionError, ValueError, OSError):
-            return  # a regular file or an fd epoll refuses: just read
-        self._started()
-        try:
-            await ready
-        finally:
-            self._finished()
-            loop.remove_reader(fd)
+    async def _stream(
+        self, fd: int, direction: bool, nowait: Callable[..., T], blocking: Callable[..., T], *args: Any
+    ) -> T:
+        """One read or write on a stream fd: wait for readiness on the loop, then ``nowait(fd, *args)``.
+
+        Waiting counts as in flight, and a cancel while waiting leaves
+        nothing behind.  Fds the loop cannot watch (regular files, some
+        devices), and files that refuse ``RWF_NOWAIT`` (ttys), run
+        ``blocking(fd, *args)`` on the pool instead.
+        """
+        while (ready := self._readiness.waiter(fd, direction)) is not None:
+            self._started()
+            try:
+                await self._readiness.wait(ready, fd, direction)
+            finally:
+                self._finished()
+            try:
+                return nowait(fd, *args)
+            except BlockingIOError:
+                continue  # another waiter took the data (or the room) first
+            except NoWaitUnsupported:
+                break
+        result: T = await self._call(blocking, fd, *args)
+        return result
 
     async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
-        if offset < 0 and not aligned:
-            await self._readable(fd)
-        result: bytes = await self._call(_pread_aligned if aligned else _pread, fd, length, offset)
+        if aligned:
+            result: bytes = await self._call(_pread_aligned, fd, length, offset)
+            return result
+        if offset < 0:
+            return await self._stream(fd, READ, read_nowait, os.read, length)
+        result = await self._call(os.pread, fd, length, offset)
         return result
 
     async def read_all(self, fd: int, offset: int, aligned: bool = False) -> bytes:
-        """Read to EOF in one thread hop."""
-        if offset < 0 and not aligned:
-            await self._readable(fd)
-        result: bytes = await self._call(_read_all, fd, offset, aligned)
-        return result
+        """Read to EOF: from a file in one thread hop, from a stream chunk by chunk as it is ready."""
+        if offset >= 0 or aligned:
+            result: bytes = await self._call(_read_all, fd, offset, aligned)
+            return result
+        parts = []
+        while chunk := await self._stream(fd, READ, read_nowait, os.read, _STREAM_CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def readinto(self, fd: int, target: Any, offset: int) -> int:
         view = memoryview(target)
         if view.readonly:
             raise TypeError("readinto() needs a writable buffer, not a read-only one")
-        if offset < 0:
-            await self._readable(fd)
         with view:
+            if offset < 0:
+                return await self._stream(fd, READ, readinto_nowait, _readv_into, view)
             result: int = await self._call(_preadinto, fd, view, offset)
         return result
 
     async def write(self, fd: int, data: BufferLike, offset: int, aligned: bool = False) -> int:
-        result: int = await self._call(_pwrite_aligned if aligned else _pwrite, fd, data, offset)
+        """Write some of ``data``; on a stream, as much as there is room for once it is writable."""
+        if aligned:
+            result: int = await self._call(_pwrite_aligned, fd, data, offset)
+            return result
+        if offset < 0:
+            return await self._stream(fd, WRITE, write_nowait, os.write, data)
+        result = await self._call(os.pwrite, fd, data, offset)
         return result
 
     async def read_many(
@@ -268,10 +289,12 @@ class ThreadIO:
             raise
 
     async def close_fd(self, fd: int) -> None:
+        self._readiness.forget(fd)
         await self._call(os.close, fd)
 
     def close_fd_detached(self, fd: int) -> None:
         """Close ``fd`` now; a close error on a read-only fd carries no information."""
+        self._readiness.forget(fd)
         try:
             os.close(fd)
         except OSError:

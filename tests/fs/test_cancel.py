@@ -149,7 +149,7 @@ async def test_cancel_many_in_flight_reads(pipe):
     r, w = pipe
     io = current_io()
     tasks = [asyncio.ensure_future(io.read(r, 16, -1)) for _ in range(50)]
-    await _until_in_flight(50 if io.backend == "io_uring" else 1)
+    await _until_in_flight(50)
     for t in tasks:
         t.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
