@@ -321,8 +321,8 @@ class LoopRing:
         ``os.read`` does in C), so 16 MiB costs one copy, not three.
         """
         first = await self.read(fd, READ_GUESS, offset, aligned)
-        if len(first) < READ_GUESS:
-            return first
+        if not first or (len(first) < READ_GUESS and offset >= 0):
+            return first  # EOF (a short read from a stream is not EOF: read on)
         pos = offset + READ_GUESS if offset >= 0 else -1
         parts = [first]
         if pos >= 0 and not aligned:

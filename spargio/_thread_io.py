@@ -56,7 +56,8 @@ def _read_all(fd: int, offset: int, aligned: bool) -> bytes:
         parts = []
         while chunk := _pread_aligned(fd, 1 << 20, offset):
             parts.append(chunk)
-            offset += len(chunk)
+            if offset >= 0:  # -1 (a stream) stays -1: the kernel's position moves
+                offset += len(chunk)
         return b"".join(parts)
     size = os.fstat(fd).st_size
     data = os.pread(fd, max(size - offset, 0) + 1, offset) if size > offset else b""

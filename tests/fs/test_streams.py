@@ -156,3 +156,36 @@ async def test_a_tty_is_read_though_it_cannot_be_read_without_waiting():
     finally:
         os.close(master)
         os.close(slave)
+
+
+async def test_read_to_eof_from_a_pipe_waits_for_the_writer_to_finish():
+    """A short read from a stream is not EOF: read() goes on until the writer closes."""
+    r, w = os.pipe()
+    reader = await fs.open(r, "rb")
+    try:
+        reading = asyncio.ensure_future(reader.read())
+        sent = b""
+        for i in range(5):
+            await asyncio.sleep(0.01)
+            chunk = bytes([65 + i]) * (1000 * (i + 1))
+            os.write(w, chunk)
+            sent += chunk
+        os.close(w)
+        async with asyncio.timeout(10):
+            assert await reading == sent
+    finally:
+        await reader.close()
+
+
+async def test_read_all_of_a_packet_pipe_through_aligned_memory():
+    """O_DIRECT pipes (packet mode) read to EOF at the kernel's position, never at an offset."""
+    r, w = os.pipe2(os.O_DIRECT)
+    try:
+        sent = os.urandom(5000) + os.urandom(3000)
+        os.write(w, sent[:5000])
+        os.write(w, sent[5000:])
+        os.close(w)
+        async with asyncio.timeout(10):
+            assert await current_io().read_all(r, -1, True) == sent
+    finally:
+        os.close(r)
