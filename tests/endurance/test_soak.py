@@ -24,9 +24,7 @@ async def test_soak_keeps_memory_threads_fds_and_throughput_steady(tmp_path, sha
     spargio.configure(backend=shape["backend"])
     try:
         async with spargio.Runtime(shards=2, **shape) as rt:
-            samples = await soak.judged_soak(
-                str(path), file_ops=100_000, calls=10_000, sample_every=10_000, runtime=rt
-            )
+            samples = await soak.judged_soak(str(path), file_ops=100_000, calls=10_000, sample_every=10_000, runtime=rt)
     finally:
         spargio.configure(backend="auto")
     print(soak.table(samples))
