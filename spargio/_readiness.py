@@ -13,6 +13,10 @@ to the pool while they would block:
    write, EOF, an error, or EAGAIN when another waiter got there first --
    then go back to 1.
 
+Step 1 comes first even when data may already be there, so every op yields
+to the loop at least once: a reader of a pipe that is fed without pause
+cannot starve the loop.
+
 asyncio and uvloop keep a single reader and a single writer callback per fd
 (a second ``add_reader`` replaces the first), so several ops waiting on one
 fd share one registration: `Readiness` keeps, per (fd, direction), the
@@ -91,11 +95,12 @@ class Readiness:
         self._loop_ref = weakref.ref(loop)  # the loop's I/O object must not keep its loop alive
         self._waiting: dict[tuple[int, bool], list[asyncio.Future[None]]] = {}
 
-    def waiter(self, fd: int, direction: bool) -> asyncio.Future[None] | None:
-        """A future done when ``fd`` is ready; None if the loop cannot watch ``fd``.
+    async def wait(self, fd: int, direction: bool) -> bool:
+        """Wait until ``fd`` is ready to read (or write); False at once if the loop cannot watch it.
 
         Regular files are refused by epoll (and so by asyncio and uvloop):
-        their callers do the blocking call on the pool instead.
+        their callers do the blocking call on the pool instead.  A cancelled
+        waiter leaves, and takes the registration with it if it was the last.
         """
         loop = self._loop_ref()
         if loop is None:
@@ -106,24 +111,20 @@ class Readiness:
             add = loop.add_writer if direction else loop.add_reader
             try:
                 add(fd, self._ready, key)
-            except (PermissionError, ValueError, OSError):
-                return None
+            except (ValueError, OSError):
+                return False
             waiters = self._waiting[key] = []
         ready: asyncio.Future[None] = loop.create_future()
         waiters.append(ready)
-        return ready
-
-    async def wait(self, ready: asyncio.Future[None], fd: int, direction: bool) -> None:
-        """Wait on ``ready``; a cancelled waiter leaves, and with it the registration if it was the last."""
         try:
             await ready
         except asyncio.CancelledError:
-            waiters = self._waiting.get((fd, direction))
-            if waiters is not None and ready in waiters:
+            if self._waiting.get(key) is waiters and ready in waiters:  # not woken meanwhile
                 waiters.remove(ready)
                 if not waiters:
-                    self._unregister((fd, direction))
+                    self._unregister(key)
             raise
+        return True
 
     def forget(self, fd: int) -> None:
         """``fd`` is being closed: its waiters fail with EBADF and its registrations go.

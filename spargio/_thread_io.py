@@ -181,7 +181,7 @@ class ThreadIO:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop_ref()
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on the pool; it counts as in flight until its thread is done with it."""
         job = executor().submit(fn, *args)
         self._started()
@@ -198,35 +198,33 @@ class ThreadIO:
         devices), and files that refuse ``RWF_NOWAIT`` (ttys), run
         ``blocking(fd, *args)`` on the pool instead.
         """
-        while (ready := self._readiness.waiter(fd, direction)) is not None:
+        while True:
             self._started()
             try:
-                await self._readiness.wait(ready, fd, direction)
+                watched = await self._readiness.wait(fd, direction)
             finally:
                 self._finished()
+            if not watched:
+                break
             try:
                 return nowait(fd, *args)
             except BlockingIOError:
                 continue  # another waiter took the data (or the room) first
             except NoWaitUnsupported:
                 break
-        result: T = await self._call(blocking, fd, *args)
-        return result
+        return await self._call(blocking, fd, *args)
 
     async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
         if aligned:
-            result: bytes = await self._call(_pread_aligned, fd, length, offset)
-            return result
+            return await self._call(_pread_aligned, fd, length, offset)
         if offset < 0:
             return await self._stream(fd, READ, read_nowait, os.read, length)
-        result = await self._call(os.pread, fd, length, offset)
-        return result
+        return await self._call(os.pread, fd, length, offset)
 
     async def read_all(self, fd: int, offset: int, aligned: bool = False) -> bytes:
         """Read to EOF: from a file in one thread hop, from a stream chunk by chunk as it is ready."""
         if offset >= 0 or aligned:
-            result: bytes = await self._call(_read_all, fd, offset, aligned)
-            return result
+            return await self._call(_read_all, fd, offset, aligned)
         parts = []
         while chunk := await self._stream(fd, READ, read_nowait, os.read, _STREAM_CHUNK):
             parts.append(chunk)
@@ -239,18 +237,15 @@ class ThreadIO:
         with view:
             if offset < 0:
                 return await self._stream(fd, READ, readinto_nowait, _readv_into, view)
-            result: int = await self._call(_preadinto, fd, view, offset)
-        return result
+            return await self._call(_preadinto, fd, view, offset)
 
     async def write(self, fd: int, data: BufferLike, offset: int, aligned: bool = False) -> int:
         """Write some of ``data``; on a stream, as much as there is room for once it is writable."""
         if aligned:
-            result: int = await self._call(_pwrite_aligned, fd, data, offset)
-            return result
+            return await self._call(_pwrite_aligned, fd, data, offset)
         if offset < 0:
             return await self._stream(fd, WRITE, write_nowait, os.write, data)
-        result = await self._call(os.pwrite, fd, data, offset)
-        return result
+        return await self._call(os.pwrite, fd, data, offset)
 
     async def read_many(
         self, fds: Sequence[int], offsets: Sequence[int], lengths: Sequence[int], aligned: bool = False
@@ -302,8 +297,7 @@ class ThreadIO:
             pass
 
     async def stat(self, path: bytes | None, fd: int = -1, follow_symlinks: bool = True) -> os.stat_result:
-        result: os.stat_result = await self._call(_stat, _name(path), fd, follow_symlinks)
-        return result
+        return await self._call(_stat, _name(path), fd, follow_symlinks)
 
     async def rename(self, old: bytes, new: bytes) -> None:
         await self._call(os.rename, os.fsdecode(old), os.fsdecode(new))

@@ -10,6 +10,7 @@ from ._books import open_rings as open_rings
 from ._books import shard_threads as shard_threads
 from ._faults import ShardKilled as ShardKilled
 from ._faults import kill_shard as kill_shard
+from ._pipes import fill_pipe as fill_pipe
 from ._seccomp import block_io_uring as block_io_uring
 from ._settle import settle as settle
 
@@ -18,6 +19,7 @@ __all__ = [
     "ShardKilled",
     "block_io_uring",
     "check_block",
+    "fill_pipe",
     "kill_shard",
     "make_block",
     "open_fds",

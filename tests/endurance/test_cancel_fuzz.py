@@ -30,7 +30,7 @@ import pytest
 import spargio
 from spargio._backend import current_io
 from spargio._blocking import executor
-from spargio.testing import settle
+from spargio.testing import fill_pipe, settle
 
 OPS = 10_000
 CONCURRENCY = 64
@@ -62,13 +62,7 @@ class Fuzz:
         for _, w in self.pipes:
             os.set_blocking(w, False)  # the feeder must never block the loop on a pipe nobody reads
         self.full_r, self.full_w = os.pipe()
-        os.set_blocking(self.full_w, False)
-        try:
-            while True:
-                os.write(self.full_w, b"x" * 65536)
-        except BlockingIOError:
-            pass
-        os.set_blocking(self.full_w, True)
+        fill_pipe(self.full_w)
         self.ended: Counter[int] = Counter()
         self.outcomes: Counter[str] = Counter()
 

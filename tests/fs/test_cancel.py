@@ -7,7 +7,6 @@ it), cancels, then `settle()`s until the kernel has delivered the final CQE.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import time
 
@@ -15,7 +14,7 @@ import pytest
 
 from spargio import fs
 from spargio._backend import current_io
-from spargio.testing import settle
+from spargio.testing import fill_pipe, settle
 
 
 async def _until_in_flight(n: int = 1) -> None:
@@ -25,17 +24,6 @@ async def _until_in_flight(n: int = 1) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the op never went in flight")
-
-
-@pytest.fixture
-def pipe():
-    r, w = os.pipe()
-    yield r, w
-    for fd in (r, w):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 async def test_timeout_on_a_read_nobody_feeds(pipe):
@@ -71,14 +59,7 @@ async def test_task_cancel_and_wait_for(pipe):
 
 async def test_cancelled_write_says_its_outcome_is_unknown(pipe, backend):
     r, w = pipe
-    flags = fcntl.fcntl(w, fcntl.F_GETFL)
-    fcntl.fcntl(w, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-    try:
-        while True:
-            os.write(w, b"x" * 65536)
-    except BlockingIOError:
-        pass
-    fcntl.fcntl(w, fcntl.F_SETFL, flags)
+    fill_pipe(w)
     writer = await fs.open(w, "wb", closefd=False)
     with pytest.raises(TimeoutError) as info:
         async with asyncio.timeout(0.05):

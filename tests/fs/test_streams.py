@@ -17,26 +17,15 @@ import pytest
 
 from spargio import fs
 from spargio._backend import current_io
-from spargio.testing import settle
+from spargio.testing import fill_pipe, settle
 
 
-def _full_pipe() -> tuple[int, int]:
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    try:
-        while True:
-            os.write(w, b"x" * 65536)
-    except BlockingIOError:
-        pass
-    os.set_blocking(w, True)  # spargio must not need O_NONBLOCK to avoid blocking
-    return r, w
-
-
-async def test_file_io_goes_on_while_many_pipe_ops_are_stuck(data_file):
+async def test_file_io_goes_on_while_many_pipe_ops_are_stuck(data_file, pipe):
     """64 writes into a full pipe and 64 reads from an empty one (more than the pool has threads)."""
     path, content = data_file
     io = current_io()
-    full_r, full_w = _full_pipe()
+    _, full_w = pipe
+    fill_pipe(full_w)  # still a blocking fd: spargio must not need O_NONBLOCK to avoid blocking
     empty_r, empty_w = os.pipe()
     stuck = [asyncio.ensure_future(io.write(full_w, b"y" * 512, -1)) for _ in range(64)]
     stuck += [asyncio.ensure_future(io.read(empty_r, 16, -1)) for _ in range(64)]
@@ -53,49 +42,41 @@ async def test_file_io_goes_on_while_many_pipe_ops_are_stuck(data_file):
             t.cancel()
         await asyncio.gather(*stuck, return_exceptions=True)
         await settle()
-        for fd in (full_r, full_w, empty_r, empty_w):
-            os.close(fd)
+        os.close(empty_r)
+        os.close(empty_w)
     assert io.in_flight == 0
 
 
-async def test_readers_sharing_one_pipe_each_get_their_bytes():
+async def test_readers_sharing_one_pipe_each_get_their_bytes(pipe):
     """asyncio and uvloop keep one reader callback per fd: 20 readers of one pipe must all wake."""
+    r, w = pipe
     io = current_io()
-    r, w = os.pipe()
-    try:
-        readers = [asyncio.ensure_future(io.read(r, 1, -1)) for _ in range(20)]
-        await asyncio.sleep(0)
-        sent = bytes(range(65, 85))
-        async with asyncio.timeout(10):
-            for byte in sent:
-                os.write(w, bytes([byte]))
-                while sum(t.done() for t in readers) < sent.index(byte) + 1:
-                    await asyncio.sleep(0)
-            got = await asyncio.gather(*readers)
-        assert sorted(got) == sorted(bytes([b]) for b in sent)
-        await settle()
-        assert io.in_flight == 0
-    finally:
-        os.close(r)
-        os.close(w)
+    readers = [asyncio.ensure_future(io.read(r, 1, -1)) for _ in range(20)]
+    await asyncio.sleep(0)
+    sent = bytes(range(65, 85))
+    async with asyncio.timeout(10):
+        for byte in sent:
+            os.write(w, bytes([byte]))
+            while sum(t.done() for t in readers) < sent.index(byte) + 1:
+                await asyncio.sleep(0)
+        got = await asyncio.gather(*readers)
+    assert sorted(got) == sorted(bytes([b]) for b in sent)
+    await settle()
+    assert io.in_flight == 0
 
 
-async def test_cancelling_some_waiters_of_one_pipe_leaves_the_others_waiting():
+async def test_cancelling_some_waiters_of_one_pipe_leaves_the_others_waiting(pipe):
+    r, w = pipe
     io = current_io()
-    r, w = os.pipe()
-    try:
-        readers = [asyncio.ensure_future(io.read(r, 4, -1)) for _ in range(6)]
-        await asyncio.sleep(0)
-        for t in readers[:5]:
-            t.cancel()
-        await asyncio.gather(*readers[:5], return_exceptions=True)
-        os.write(w, b"last")
-        async with asyncio.timeout(10):
-            assert await readers[5] == b"last"
-        await settle()
-    finally:
-        os.close(r)
-        os.close(w)
+    readers = [asyncio.ensure_future(io.read(r, 4, -1)) for _ in range(6)]
+    await asyncio.sleep(0)
+    for t in readers[:5]:
+        t.cancel()
+    await asyncio.gather(*readers[:5], return_exceptions=True)
+    os.write(w, b"last")
+    async with asyncio.timeout(10):
+        assert await readers[5] == b"last"
+    await settle()
 
 
 async def test_closing_a_pipe_ends_the_read_waiting_on_it(backend):
