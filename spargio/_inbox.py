@@ -31,19 +31,21 @@ class Inbox:
 
     def __init__(self, capacity: int) -> None:
         self._lock = threading.Lock()
-        self._own: deque[Work[Any]] = deque()
-        self._stealable: deque[Work[Any]] = deque()
+        # The two lanes.  Read-only outside this class, where their truth and lengths are the
+        # lock-free "anything queued?" checks of the hot paths (a method call costs more).
+        self.own: deque[Work[Any]] = deque()
+        self.stealable: deque[Work[Any]] = deque()
         self.capacity = capacity
         self._closed: Callable[[], BaseException] | None = None
         self.accepted = 0
         self.rejected = 0
 
     def __len__(self) -> int:
-        return len(self._own) + len(self._stealable)
+        return len(self.own) + len(self.stealable)
 
     @property
     def stealable_depth(self) -> int:
-        return len(self._stealable)
+        return len(self.stealable)
 
     def put(self, ticket: Work[Any]) -> bool:
         """Queue ``ticket``; False if the inbox is full.
@@ -53,10 +55,10 @@ class Inbox:
         with self._lock:
             if self._closed is not None:
                 raise self._closed()
-            if len(self._own) + len(self._stealable) >= self.capacity:
+            if len(self.own) + len(self.stealable) >= self.capacity:
                 self.rejected += 1
                 return False
-            (self._stealable if ticket.stealable else self._own).append(ticket)
+            (self.stealable if ticket.stealable else self.own).append(ticket)
             self.accepted += 1
             return True
 
@@ -66,7 +68,7 @@ class Inbox:
         One at a time: a ticket left in the inbox can still be stolen while
         the owner runs the one before it.
         """
-        own, stealable = self._own, self._stealable
+        own, stealable = self.own, self.stealable
         if not own and not stealable:
             return None
         with self._lock:
@@ -77,8 +79,8 @@ class Inbox:
     def steal(self, limit: int) -> list[Work[Any]]:
         """A thief's side: up to ``limit`` stealable tickets from the back, returned oldest first."""
         with self._lock:
-            n = min(limit, len(self._stealable))
-            got = [self._stealable.pop() for _ in range(n)]
+            n = min(limit, len(self.stealable))
+            got = [self.stealable.pop() for _ in range(n)]
         got.reverse()
         return got
 
@@ -86,13 +88,13 @@ class Inbox:
         """Queue stolen tickets here.  They stay stealable: a thief that is
         busy with the first may lose the rest to another idle shard."""
         with self._lock:
-            self._stealable.extend(tickets)
+            self.stealable.extend(tickets)
 
     def close(self, error: Callable[[], BaseException]) -> list[Work[Any]]:
         """Refuse new tickets with ``error()`` from now on; return those still queued."""
         with self._lock:
             self._closed = error
-            left = [*self._own, *self._stealable]
-            self._own.clear()
-            self._stealable.clear()
+            left = [*self.own, *self.stealable]
+            self.own.clear()
+            self.stealable.clear()
         return left

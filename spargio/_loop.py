@@ -72,16 +72,24 @@ class _Parking:
     parked = False
     wake_fd = -1
     _has_work: WorkSource | None = None
+    _iteration_ended: Callable[[], None] | None = None
 
-    def set_work_source(self, wake_fd: int, has_work: WorkSource) -> None:
-        """Report ``wake_fd`` ready whenever ``has_work`` says work waits (the fd must be registered)."""
+    def set_work_source(
+        self, wake_fd: int, has_work: WorkSource, iteration_ended: Callable[[], None] | None = None
+    ) -> None:
+        """Report ``wake_fd`` ready whenever ``has_work`` says work waits (the fd must be registered);
+        call ``iteration_ended`` at the start of every `select`, when the previous loop iteration's
+        callbacks have run (the shard sends the replies they made)."""
         self.wake_fd = wake_fd
         self._has_work = has_work
+        self._iteration_ended = iteration_ended
 
     def _work_waits(self, timeout: float | None) -> bool:
         has_work = self._has_work
         if has_work is None:
             return False
+        if self._iteration_ended is not None:
+            self._iteration_ended()
         if has_work(False):
             return True
         if timeout is None or timeout > 0:

@@ -39,6 +39,7 @@ import asyncio
 import ctypes
 import functools
 import os
+import stat
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -315,31 +316,54 @@ class LoopRing:
     async def read_all(self, fd: int, offset: int, aligned: bool = False) -> bytes:
         """Read from ``offset`` (-1: a stream) to EOF.
 
-        Files under 64 KiB take one op.  Larger regular files take a statx and
-        one read straight into the ``bytes`` object that is returned: a fresh,
-        unshared, calloc'd object that the kernel fills in place (what
-        ``os.read`` does in C), so 16 MiB costs one copy, not three.
+        A regular file is sized with ``fstat`` on its open fd (metadata the
+        kernel holds in memory; what ``io.FileIO.readall`` does), and the
+        body is read straight into the ``bytes`` object that is returned (a
+        fresh, uninitialised object the kernel fills in place, as ``os.read``
+        allocates) while a probe read just past it checks for EOF in the same
+        submission: one ring round trip whatever the size, one copy.  A file
+        that grew meanwhile is read on to its new end; streams, O_DIRECT and
+        files that shrank take the general loop.
         """
-        first = await self.read(fd, READ_GUESS, offset, aligned)
-        if not first or (len(first) < READ_GUESS and offset >= 0):
-            return first  # EOF (a short read from a stream is not EOF: read on)
-        pos = offset + READ_GUESS if offset >= 0 else -1
-        parts = [first]
-        if pos >= 0 and not aligned:
-            remaining = (await self.stat(None, fd)).st_size - pos
-            if remaining > 0:
-                out = _uninitialised_bytes(READ_GUESS + remaining)
-                target = _native.ffi.from_buffer(out)
-                _native.ffi.memmove(target, first, READ_GUESS)
-                got = READ_GUESS
-                while got < len(out):
-                    step = min(_limits.MAX_CHUNK, len(out) - got)
-                    n = await self._fill(fd, target + got, step, pos + got - READ_GUESS, out)
-                    got += n
-                    if n < step:
-                        break
-                pos += got - READ_GUESS
-                parts = [out if got == len(out) else out[:got]]
+        size = -1
+        if offset >= 0 and not aligned:
+            try:
+                st = os.fstat(fd)
+            except OSError:
+                st = None  # let the read report the error
+            if st is not None and stat.S_ISREG(st.st_mode):
+                size = max(0, st.st_size - offset)
+        if 0 < size <= _limits.MAX_CHUNK:
+            return await self._read_sized(fd, offset, size)
+        return await self._read_to_eof(fd, offset, [], aligned)
+
+    async def _read_sized(self, fd: int, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` into one new bytes object; the probe for EOF goes with the last chunk."""
+        out = _uninitialised_bytes(size)
+        target = _native.ffi.from_buffer(out)
+        got = 0
+        while size - got > _limits.MAX_CHUNK:  # more than one kernel transfer: all but the last chunk
+            n = await self._fill(fd, target + got, _limits.MAX_CHUNK, offset + got, out)
+            got += n
+            if n < _limits.MAX_CHUNK:  # the file shrank
+                return await self._read_to_eof(fd, offset + got, [out[:got]])
+        last = size - got
+        body = self._future()
+        body_ud = self.ring.prep_read(fd, target + got, last, offset + got, body, out)
+        try:
+            tail = await self.read(fd, _POOLED_SIZE, offset + size)  # flushed with the body: one submit
+        except BaseException:
+            self._cancel(body_ud)
+            raise
+        got += await self._checked(body, body_ud)
+        if got == size and not tail:
+            return out
+        if got < size:  # the file shrank: the probe's bytes are not contiguous; read on from here
+            return await self._read_to_eof(fd, offset + got, [out[:got]])
+        return await self._read_to_eof(fd, offset + size + len(tail), [out, tail])  # it grew
+
+    async def _read_to_eof(self, fd: int, pos: int, parts: list[bytes], aligned: bool = False) -> bytes:
+        """Read on from ``pos`` (-1: a stream) until a read returns nothing; join with ``parts``."""
         chunk = READ_GUESS
         while True:
             data = await self.read(fd, chunk, pos, aligned)

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
 
 __all__ = [
+    "ASYNC_STEAL_DEPTH",
+    "MIN_STEAL_DEPTH",
     "Decision",
     "Pinned",
     "Placement",
@@ -56,6 +58,10 @@ __all__ = [
 # A victim must have at least this many stealable items waiting: stealing a
 # victim's only item just moves the wait (and the wakeup cost) elsewhere.
 MIN_STEAL_DEPTH: Final = 2
+# Coroutine work is stealable only when it lands behind at least this many queued items: a shard
+# starts that many tickets per loop iteration, and a coroutine ticket only becomes a task there, so
+# in a shallower inbox it starts within one iteration wherever it is.
+ASYNC_STEAL_DEPTH: Final = 64
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 from ._errors import SpargioTimeout
 from ._wakeup import mailbox_for
@@ -47,6 +48,8 @@ __all__ = ["Ticket", "Work"]
 T = TypeVar("T")
 _get_running_loop = asyncio._get_running_loop
 _PENDING: Any = object()  # no outcome yet
+_iscoroutinefunction = inspect.iscoroutinefunction
+_CO_COROUTINE: Final = inspect.CO_COROUTINE
 
 
 class _Owner(Protocol):
@@ -309,15 +312,31 @@ class Ticket(Generic[T]):
         """Drop what the ticket holds for its work once the caller has the outcome."""
 
 
+def is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` only makes a coroutine (so starting it never blocks a shard).
+
+    Plain functions and bound methods are told by their code's flags (a
+    hot path pays nanoseconds, not `inspect`'s microsecond); anything else
+    (partials, callable objects, builtins) asks `inspect`.  A function that
+    is not a coroutine function but returns a coroutine is still run as
+    one; it is only treated, when it starts, as work that may block.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is not None and not hasattr(fn, "_is_coroutine_marker"):
+        return bool(code.co_flags & _CO_COROUTINE)
+    return _iscoroutinefunction(fn)
+
+
 class Work(Ticket[T]):
     """A function (sync or coroutine) to run on a shard; the item in a shard's inbox."""
 
-    __slots__ = ("_args", "_context", "_fn", "_kwargs", "_runner", "_task", "seq", "stealable")
+    __slots__ = ("_args", "_context", "_fn", "_kwargs", "_runner", "_task", "is_async", "seq", "stealable")
 
     def __init__(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], owner: _Owner, seq: int
     ) -> None:
         super().__init__(owner)
+        self.is_async = is_coroutine_function(fn)
         self._fn: Callable[..., Any] | None = fn
         self._args = args
         self._kwargs = kwargs
