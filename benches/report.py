@@ -19,24 +19,38 @@ GOALS: dict[str, dict[str, float]] = {
     "boundary_call_rtt": {"run_in_executor": 1.5},
     "boundary_call_qd32": {"run_in_executor": 4, "janus": 3},
     "boundary_call_async_fn": {"run_coroutine_threadsafe": 3},
+    "channel_recv_rtt": {"janus": 1.5},
+    "cold_start": {"thread_pool": 1.0},
+    "fanout_fanin_balanced": {"static": 1.0},
+    "boundary_hotpath_fs_qd8": {"to_thread": 2, "inline": 0.9},
+    "boundary_hotpath_fs_qd32": {"to_thread": 2, "inline": 0.9},
+    "boundary_hotpath_sha256": {"to_thread": 1.3, "inline": 1.5},
 }
+# The service loop's p99 ticker lag while a hot path runs (seconds, lower is better): spargio must stay
+# within this much of inline, and at or under to_thread.
+LAG_BENCHES = ("service_loop_lag_fs", "service_loop_lag_sha256")
+LAG_OVER_INLINE = 0.0003
 # Goals for a spargio variant against an anchor: (bench, variant, anchor) -> ratio.
 VARIANT_GOALS: dict[tuple[str, str, str], float] = {
     ("fs_read_throughput_4k_qd32", "spargio.read_many", "caio"): 2,
+    ("boundary_hotpath_sha256", "spargio.sync", "to_thread"): 1.3,
+    ("boundary_hotpath_sha256", "spargio.sync", "inline"): 1.5,
 }
 LOOPS = ("asyncio", "uvloop")
 
 
 def load(results: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """bench -> impl -> loop -> median ops/s (units/s for the pool shapes)."""
+    """bench -> impl -> loop -> median ops/s (units/s for the pool shapes; seconds of p99 lag for
+    the service_loop_lag shapes)."""
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    for name in ("fs.json", "pool.json", "boundary.json"):
+    for name in ("fs.json", "pool.json", "boundary.json", "hotpath.json"):
         path = results / name
         if not path.exists():
             continue
         for bench in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks():
             bench_name, impl, loop = bench.get_name().rsplit("/", 2)
-            table[bench_name][impl][loop] = 1.0 / bench.median()
+            value = bench.median()
+            table[bench_name][impl][loop] = value if bench_name in LAG_BENCHES else 1.0 / value
     fio_path = results / "fio.json"
     if fio_path.exists():
         for name, iops in json.loads(fio_path.read_text()).items():
@@ -59,6 +73,9 @@ def markdown(table: dict[str, dict[str, dict[str, float]]]) -> str:
         "",
     ]
     for bench, impls in table.items():
+        if bench in LAG_BENCHES:
+            lines += _lag_table(bench, impls)
+            continue
         spargio = impls.get("spargio", {})
         lines += [
             f"#### `{bench}`",
@@ -84,13 +101,37 @@ def markdown(table: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def _lag_table(bench: str, impls: dict[str, dict[str, float]]) -> list[str]:
+    """p99 ticker lag in ms; the goal: each spargio variant ≤ inline + 0.3 ms and ≤ to_thread."""
+    lines = [
+        f"#### `{bench}` (p99 lag of a 1 ms ticker on the service loop, ms; lower is better)",
+        "",
+        "| implementation | asyncio | uvloop | goal: ≤ inline + 0.3 ms and ≤ to_thread |",
+        "|---|---|---|---|",
+    ]
+    inline, to_thread = impls.get("inline", {}), impls.get("to_thread", {})
+    for impl, per_loop in sorted(impls.items()):
+        mark = ""
+        if impl.startswith("spargio") and inline and to_thread:
+            ok = all(
+                per_loop.get(loop, 1.0) <= inline.get(loop, 0) + LAG_OVER_INLINE
+                and per_loop.get(loop, 1.0) <= to_thread.get(loop, 0)
+                for loop in LOOPS
+            )
+            mark = "✓" if ok else "✗"
+        cells = [f"{per_loop.get(loop, 0) * 1000:.2f}" for loop in LOOPS]
+        lines.append(f"| {impl} | {cells[0]} | {cells[1]} | {mark} |")
+    lines.append("")
+    return lines
+
+
 def plot(table: dict[str, dict[str, dict[str, float]]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    benches = list(table)
+    benches = [bench for bench in table if bench not in LAG_BENCHES]
     fig, axes = plt.subplots(len(benches), 1, figsize=(9, 2.4 * len(benches)), squeeze=False)
     for ax, bench in zip(axes[:, 0], benches, strict=True):
         impls = sorted(table[bench], key=lambda i: -table[bench][i].get("uvloop", 0))

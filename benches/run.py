@@ -1,6 +1,6 @@
 """``make bench``: prepare data, run pyperf on every case, fio for the limit, write the report.
 
-Writes ``benches/results/fs.json``, ``pool.json`` and ``boundary.json`` (pyperf), ``fio.json``,
+Writes ``benches/results/fs.json``, ``pool.json``, ``boundary.json`` and ``hotpath.json`` (pyperf), ``fio.json``,
 ``table.md`` and ``plot.png``.  ``--quick`` runs pyperf's --fast mode (fewer processes/values).
 """
 
@@ -17,6 +17,7 @@ sys.path.insert(0, str(HERE))
 
 import fio_limit  # noqa: E402
 import fs_cases  # noqa: E402
+import hotpath_cases  # noqa: E402
 import pool_cases  # noqa: E402
 import report  # noqa: E402
 
@@ -47,12 +48,14 @@ def main() -> None:
     print("preparing data in", fs_cases.DATA, flush=True)
     fs_cases.prepare_data()
     pool_cases.prepare_data()
+    hotpath_cases.prepare_data()
     fs_mode = ["--fast"] if args.quick else ["--processes", "6", "--values", "3", "--warmups", "1"]
     pool_mode = ["--fast"] if args.quick else ["--processes", "3", "--values", "3", "--warmups", "1"]
     for script, name, mode, min_time in (
         ("bench_fs.py", "fs.json", fs_mode, "0.05"),
         ("bench_pool.py", "pool.json", pool_mode, "0.2"),
         ("bench_boundary.py", "boundary.json", pool_mode, "0.2"),
+        ("bench_hotpath.py", "hotpath.json", pool_mode, "0.2"),
     ):
         out = results / name
         fresh = results / f"new-{name}"

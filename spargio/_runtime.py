@@ -441,7 +441,12 @@ class Runtime:
             self._check_open()
         if placement.__class__ is Stealable:  # the default: skip the general dispatch
             stealable = True
-            shard = self.shard_list[self.scheduler.least_loaded_of_two(self._loads)]
+            shards = self.shard_list
+            if len(shards) == 2:  # power of two choices among two is just the lighter one
+                first, second = shards
+                shard = first if first.load() <= second.load() else second
+            else:
+                shard = shards[self.scheduler.least_loaded_of_two(self._loads)]
         else:
             decision = self.scheduler.place(placement, self._loads)
             stealable = decision.stealable

@@ -80,7 +80,14 @@ async def call(
     if timeout is None:
         if not placed:
             await rt._place_when_space(ticket, placement)
-        return await ticket
+        future = ticket._future
+        if future is None:  # pragma: no cover - a coroutine always runs on a loop
+            return await ticket
+        try:  # `await ticket`, without its generator frame: the hot path of the whole package
+            return await future
+        except asyncio.CancelledError:
+            ticket._cancel_work()
+            raise
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
