@@ -59,7 +59,7 @@ import selectors
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .native.ring import Ring
+from .native.ring import Bell, Ring
 
 __all__ = ["ParkingEpollSelector", "RingSelector", "WorkSource", "new_ring_loop"]
 
@@ -70,9 +70,16 @@ class _Parking:
     """The parking protocol shared by the shard selectors (see the module docstring)."""
 
     parked = False
+    spinning = False
+    spin_wanted = False  # set by the shard when it served tickets; a spin that times out clears it
+    spin_seconds = 0.0  # 0: never spin
     wake_fd = -1
     _has_work: WorkSource | None = None
     _iteration_ended: Callable[[], None] | None = None
+    _bell_seen = 0
+
+    def __init__(self) -> None:
+        self.bell = Bell()
 
     def set_work_source(
         self, wake_fd: int, has_work: WorkSource, iteration_ended: Callable[[], None] | None = None
@@ -85,6 +92,7 @@ class _Parking:
         self._iteration_ended = iteration_ended
 
     def _work_waits(self, timeout: float | None) -> bool:
+        """Whether work waits; else get ready to wait: spinning (if wanted) or parked."""
         has_work = self._has_work
         if has_work is None:
             return False
@@ -93,11 +101,37 @@ class _Parking:
         if has_work(False):
             return True
         if timeout is None or timeout > 0:
-            self.parked = True
-            if has_work(True):
-                self.parked = False
-                return True
+            if self.spin_wanted and self.spin_seconds > 0:
+                self._bell_seen = self.bell.value
+                self.spinning = True  # senders ring the bell from now on, instead of waking us
+                if has_work(False):
+                    self.spinning = False
+                    return True
+                return False
+            return self._park(has_work)
         return False
+
+    def _park(self, has_work: WorkSource) -> bool:
+        self.parked = True
+        if has_work(True):
+            self.parked = False
+            return True
+        return False
+
+    def _spin_then_park(self, timeout: float | None, ring: Ring | None) -> int:
+        """Spin (GIL released) for new work before parking: 1 if work came, 2 if a completion is
+        ready on ``ring``, 0 if it did not (the selector is then parked, and may wait)."""
+        assert self._has_work is not None
+        seconds = self.spin_seconds if timeout is None else min(self.spin_seconds, timeout)
+        got = self.bell.spin(self._bell_seen, seconds, ring)
+        self.spinning = False
+        if self._has_work(False):
+            return 1
+        if got == 2:
+            return 2
+        if got == 0:
+            self.spin_wanted = False  # nothing came: park at once next time, until tickets come again
+        return 1 if self._park(self._has_work) else 0
 
 
 _POLLIN = select.POLLIN | select.POLLPRI
@@ -142,6 +176,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
     """
 
     def __init__(self, entries: int = 256) -> None:
+        _Parking.__init__(self)
         self.ring = Ring(entries, self._on_cqe)
         self.ring.on_message = self._on_message
         self.sink: Callable[[Any, int], None] | None = None
@@ -267,10 +302,20 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self.ring.flush()
         # A native op that completed inside the flush has made callbacks ready: do not wait.
         waits = not self._ready and not self._delivered and (timeout is None or timeout > 0)
+        reap = waits
+        if self.spinning:
+            if not waits:
+                self.spinning = False
+            else:
+                spun = self._spin_then_park(timeout, self.ring)
+                if spun:
+                    waits = False
+                    if spun == 1:
+                        self._on_message(0)
         if waits:
             self.ring.wait(timeout)
         self.parked = False  # before the reap: a sender that sees it now need not wake us
-        if waits:
+        if reap:
             self.ring.reap()
         ready = [(self._keys[fd], events) for fd, events in self._ready.items() if fd in self._keys]
         self._to_arm.update(self._ready)  # reported once; watch them again from the next select
@@ -290,12 +335,23 @@ class RingSelector(_Parking, selectors.BaseSelector):
 class ParkingEpollSelector(_Parking, selectors.EpollSelector):
     """epoll with the shard parking protocol (the thread backend's shards)."""
 
+    def __init__(self) -> None:
+        _Parking.__init__(self)
+        selectors.EpollSelector.__init__(self)
+
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         work = self._work_waits(timeout)
         try:
+            if self.spinning:  # what is ready now first: epoll is not watched while spinning
+                ready = super().select(0)
+                if ready:
+                    self.spinning = False
+                    return ready
+                work = self._spin_then_park(timeout, None) == 1
             ready = super().select(0 if work else timeout)
         finally:
             self.parked = False
+            self.spinning = False
         if work and all(key.fd != self.wake_fd for key, _events in ready):
             ready.append((self.get_key(self.wake_fd), selectors.EVENT_READ))
         return ready

@@ -214,6 +214,7 @@ class Runtime:
         self._space = WaitQueue()  # submitters waiting for inbox space
         self._counts = {"overloaded": 0, "waited_for_space": 0, "cancelled": 0, "timeouts": 0}
         self._loads = _Loads(self.shard_list)
+        self.spin_seconds = _spin_seconds()
 
     def __repr__(self) -> str:
         return f"<spargio.Runtime {self._state} shards={self._n} backend={self.backend or '?'}>"
@@ -561,6 +562,20 @@ def _shard_stats(shard: Shard) -> ShardStats:
         ring_cqes=ring.ops_completed + ring.messages if ring is not None else 0,
         wakeups_received=ring.messages if ring is not None else 0,
     )
+
+
+DEFAULT_SPIN_US: Final = 50
+
+
+def _spin_seconds() -> float:
+    """How long a shard that has just served tickets spins before it parks (``SPARGIO_SPIN_US``,
+    microseconds; 0 turns spinning off)."""
+    raw = os.environ.get("SPARGIO_SPIN_US", "")
+    try:
+        micros = float(raw) if raw else DEFAULT_SPIN_US
+    except ValueError:
+        micros = DEFAULT_SPIN_US
+    return max(0.0, micros) / 1e6
 
 
 def _msg_ring_supported() -> bool:

@@ -231,6 +231,7 @@ class Shard:
         register_mailbox(loop, self.mailbox)
         loop.add_reader(wake_fd, self._on_wake)
         selector.set_work_source(wake_fd, self._has_work, self.outbox.flush)
+        selector.spin_seconds = self.runtime.spin_seconds
         self.loop, self.selector = loop, selector
         self.alive = True
         self._ready.set()
@@ -290,6 +291,8 @@ class Shard:
             ticket = take()
             if ticket is None:
                 break
+            if not freed:
+                self.selector.spin_wanted = True  # type: ignore[union-attr]  # serving tickets: spin before parking
             freed += 1
             if not ticket.is_async:  # a sync function may run long: let replies, waiters and thieves out first
                 runtime.space_freed(freed)

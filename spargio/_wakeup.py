@@ -9,7 +9,10 @@ and wake a sleeping one once for everything that is waiting for it.
 * `Waker` (one per shard) wakes a shard's loop after something was put in
   its inbox or mailbox.  It does nothing unless the shard's selector is
   ``parked`` (see `spargio._loop`) and no wake is already on its way
-  (``pending``, cleared by the shard when it wakes).  The wake itself is an
+  (``pending``, cleared by the shard when it wakes).  A shard that is
+  ``spinning`` (it served tickets a moment ago and waits a few tens of
+  microseconds, GIL released, before it parks) gets its bell rung instead:
+  a store to a word it watches.  The wake itself is an
   IORING_OP_MSG_RING message into the shard's ring, sent from the calling
   loop's own ring when the kernel has MSG_RING and the caller has a ring (a
   shard's ring, or a service loop's loop ring); otherwise a write to the
@@ -125,8 +128,16 @@ class Waker:
         return self._selector.parked
 
     def wake(self) -> bool:
-        """Wake the shard if it may be parked; returns whether a wakeup was sent."""
-        if not self._selector.parked or self.pending:
+        """Wake the shard if it may be parked; returns whether a wakeup was sent.
+
+        A shard spinning before it parks is told by its bell instead: a
+        plain store it sees within nanoseconds, no syscall and no wakeup.
+        """
+        selector = self._selector
+        if selector.spinning:
+            selector.bell.ring()
+            return False
+        if not selector.parked or self.pending:
             return False
         with self._lock:  # the fds stay open until the message has left (see close)
             if self._closed:

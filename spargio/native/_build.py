@@ -61,6 +61,7 @@ int spg_prep_msg_ring(spg_ring *r, int target_fd, unsigned res, uint64_t data, u
 int spg_reap(spg_ring *r, uint64_t *ud, int32_t *res, uint32_t *flags, int max);
 int spg_flush(spg_ring *r, uint64_t *ud, int32_t *res, uint32_t *flags, int max, int *submit_ret);
 int spg_wait(spg_ring *r, long long timeout_ns);
+int spg_spin(spg_ring *r, uint32_t *bell, uint32_t seen, long long ns);
 
 void *spg_aligned_alloc(size_t size);
 void spg_aligned_free(void *p);

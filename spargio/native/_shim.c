@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <sched.h>
 #include <unistd.h>
 #include <liburing.h>
 
@@ -390,6 +391,43 @@ int spg_wait(spg_ring *r, long long timeout_ns)
     r->submit_calls++;
     ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
     return ret < 0 ? ret : 0;
+}
+
+/* Spin (the wrapper releases the GIL) until the word `*bell` differs from
+ * `seen`, a CQE is ready on `r` (NULL: none is watched), or `ns` nanoseconds
+ * have passed.  Returns 1 (the bell rang), 2 (a completion is ready) or 0.
+ *
+ * A shard that has just served boundary work spins here before it parks, so
+ * that a caller's next ticket finds it awake: the caller then rings the bell
+ * (a plain store) instead of sending a wakeup, and the shard skips the
+ * kernel's wakeup path.  Every few microseconds the spinner yields the CPU,
+ * so a runnable thread on the same core (the service loop, another shard)
+ * is never kept off it by a spinner. */
+int spg_spin(spg_ring *r, uint32_t *bell, uint32_t seen, long long ns)
+{
+    struct timespec t0, now;
+    unsigned i = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (__atomic_load_n(bell, __ATOMIC_ACQUIRE) != seen)
+            return 1;
+        if (r != NULL && io_uring_cq_ready(&r->ring))
+            return 2;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+        if ((++i & 63) == 0) {
+            long long elapsed;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            elapsed = (now.tv_sec - t0.tv_sec) * 1000000000LL + (now.tv_nsec - t0.tv_nsec);
+            if (elapsed >= ns)
+                return 0;
+            if ((i & 1023) == 0)
+                sched_yield();
+        }
+    }
 }
 
 /* Memory for O_DIRECT: aligned, not zeroed. */

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._uring import ffi, lib
 
 __all__ = [
+    "Bell",
     "Buffer",
     "Orphan",
     "Ring",
@@ -112,6 +113,38 @@ open_rings: weakref.WeakSet[Ring] = weakref.WeakSet()
 # Buffers of ops that were still in the kernel when their ring had to be
 # destroyed anyway.  They are never freed: the kernel may still write them.
 _abandoned_buffers: list[object] = []
+
+
+class Bell:
+    """A doorbell word: one thread spins on it with the GIL released (`spin`), others `ring` it.
+
+    Ringing is a plain store from Python (no syscall, no GIL hand-off), so a
+    sender can tell a spinning shard about new work for a few nanoseconds.
+    """
+
+    __slots__ = ("_word",)
+
+    def __init__(self) -> None:
+        self._word = ffi.new("uint32_t[1]")
+
+    @property
+    def value(self) -> int:
+        """The current count: pass it to `spin` as what was seen."""
+        return int(self._word[0])
+
+    def ring(self) -> None:
+        word = self._word
+        word[0] = (word[0] + 1) & 0xFFFFFFFF
+
+    def spin(self, seen: int, seconds: float, ring: Ring | None = None) -> int:
+        """Spin until the bell has moved on from ``seen`` (1), a completion is ready on ``ring``
+        (2; the ring's owner only), or ``seconds`` pass (0).  The CPU is yielded every few
+        microseconds, so a runnable thread on the same core still gets it."""
+        ptr = ffi.NULL
+        if ring is not None:
+            ring._check_owner()
+            ptr = ring._ptr
+        return int(lib.spg_spin(ptr, self._word, seen, int(seconds * 1e9)))
 
 
 class RingSetupError(OSError):
