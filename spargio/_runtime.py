@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 from . import _backend
-from ._errors import BackendUnavailable, ClosedError, OverloadedError, ShardDiedError
+from ._errors import BackendUnavailable, ClosedError, OverloadedError, ShardDiedError, SpargioTimeout
 from ._shard import Shard
 from ._steal import ASYNC_STEAL_DEPTH, MIN_STEAL_DEPTH, Placement, RoundRobin, Scheduler, Stealable
 from ._ticket import Ticket, Work
@@ -423,8 +423,49 @@ class Runtime:
 
         Cancelling the caller cancels the work (see `Ticket.cancel`).
         """
-        ticket = await self.submit(fn, *args, placement=placement, **kwargs)
-        return await ticket
+        return await self._call(fn, args, kwargs, placement, None)
+
+    async def _call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        placement: Placement,
+        timeout: float | None,
+    ) -> Any:
+        """`call` and ``boundary.call``: place, wait for space if need be, await the result.
+
+        The future is awaited directly (not through `Ticket.__await__`'s
+        generator): this is the hot path of the whole package.
+        """
+        ticket = self._work(fn, args, kwargs)
+        placed = self._place(ticket, placement)
+        future = ticket._future
+        assert future is not None  # a coroutine always runs on a loop
+        if timeout is None:
+            if not placed:
+                await self._place_when_space(ticket, placement)  # cancelled here: it was never queued
+            try:
+                return await future
+            except asyncio.CancelledError:
+                ticket._cancel_work()
+                raise
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                if not placed:
+                    await self._place_when_space(ticket, placement)
+                try:
+                    return await future
+                except asyncio.CancelledError:
+                    ticket._cancel_work()
+                    raise
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # fn's own TimeoutError
+            self._count("timeouts")
+            name = getattr(fn, "__qualname__", None) or repr(fn)
+            raise SpargioTimeout(f"{name} did not finish within {timeout} s; it was cancelled") from None
 
     def _work(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Work[Any]:
         """A ticket for ``fn(*args, **kwargs)`` (the caller's context copied now), not queued yet

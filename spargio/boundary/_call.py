@@ -12,10 +12,8 @@ on to ``fn``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
-from .._errors import SpargioTimeout
 from .._runtime import Runtime, current_runtime
 from .._steal import Stealable
 
@@ -75,30 +73,7 @@ async def call(
     :raises ClosedError: the runtime is closed (or closed while the work waited).
     """
     rt = runtime if runtime is not None else current_runtime()
-    ticket = rt._work(fn, args, kwargs)
-    placed = rt._place(ticket, placement)
-    if timeout is None:
-        if not placed:
-            await rt._place_when_space(ticket, placement)
-        future = ticket._future
-        if future is None:  # pragma: no cover - a coroutine always runs on a loop
-            return await ticket
-        try:  # `await ticket`, without its generator frame: the hot path of the whole package
-            return await future
-        except asyncio.CancelledError:
-            ticket._cancel_work()
-            raise
-    deadline = asyncio.timeout(timeout)
-    try:
-        async with deadline:
-            if not placed:
-                await rt._place_when_space(ticket, placement)
-            return await ticket
-    except TimeoutError:
-        if not deadline.expired():
-            raise  # fn's own TimeoutError
-        rt._count("timeouts")
-        raise SpargioTimeout(f"{_name(fn)} did not finish within {timeout} s; it was cancelled") from None
+    return await rt._call(fn, args, kwargs, placement, timeout)
 
 
 @overload
@@ -162,7 +137,3 @@ def submit_nowait(
     """
     rt = runtime if runtime is not None else current_runtime()
     return rt.spawn(fn, *args, placement=placement, **kwargs)
-
-
-def _name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)
