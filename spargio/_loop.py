@@ -22,7 +22,20 @@ released.
   never blocks).  Timers are the timeout asyncio passes in.
 * Errors: a poll that fails (EBADF after the fd was closed, say) reports the
   fd ready for the events it was registered for, so asyncio's callback runs
-  and sees the error itself, as with epoll's EPOLLERR.
+  and sees the error itself, as with epoll's EPOLLERR.  Registering a closed
+  fd raises EBADF and a regular file or directory EPERM, as epoll does.
+* Half-closed peers: the kernel always adds POLLRDHUP (with POLLERR, POLLHUP,
+  POLLNVAL) to an io_uring poll's mask.  A write-only poll on a socket whose
+  peer did ``shutdown(SHUT_WR)`` therefore completes at once with RDHUP and
+  no POLLOUT, and would again every time it is re-armed (a busy loop).  Such
+  an fd is handed to a private epoll instance instead, which honours the
+  mask asyncio asked for, and that epoll's fd is polled through the ring like
+  any other: one ring, one wait still.  It goes back to a plain poll when
+  its key is modified or unregistered.
+* No lost re-arm: a poll that completes inside the flush (RDHUP, or a
+  kernel-side ECANCELED) asks to be armed again after this `select` has
+  armed; the flush is repeated until nothing is left to arm, so the ring
+  never waits with a wanted fd unwatched.
 * Other ops on the same ring (``spargio.fs`` running on this loop) complete
   through ``sink``, which the loop's `LoopRing` installs: one ring, one wait
   for readiness, timers and native I/O alike.  An op the kernel completes
@@ -54,8 +67,10 @@ from __future__ import annotations
 
 import asyncio
 import errno as _errno
+import os
 import select
 import selectors
+import stat
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -137,6 +152,15 @@ class _Parking:
 _POLLIN = select.POLLIN | select.POLLPRI
 _POLLOUT = select.POLLOUT
 _POLL_FAILED = select.POLLERR | select.POLLHUP | select.POLLNVAL
+_POLLRDHUP = 0x2000  # select.POLLRDHUP where defined; the kernel ABI value
+_REARM_ROUNDS = 4
+
+
+def _check_pollable(fd: int) -> None:
+    """Refuse what epoll refuses: a closed fd (EBADF), a regular file or directory (EPERM)."""
+    mode = os.fstat(fd).st_mode  # OSError(EBADF) for a closed fd
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        raise PermissionError(_errno.EPERM, os.strerror(_errno.EPERM))
 
 
 class _Armed:
@@ -158,7 +182,7 @@ class _KeyMap(Mapping[Any, selectors.SelectorKey]):
         return len(self._selector._keys)
 
     def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
-        fd = self._selector._fd_of(fileobj)
+        fd = self._selector._fd_lookup(fileobj)
         try:
             return self._selector._keys[fd]
         except KeyError:
@@ -186,6 +210,9 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self._ready: dict[int, int] = {}
         self._to_arm: set[int] = set()
         self._map = _KeyMap(self)
+        self._epoll: select.epoll | None = None  # fds whose polls only ever say RDHUP (see above)
+        self._via_epoll: set[int] = set()
+        self._epoll_armed: _Armed | None = None
 
     # -- registration ----------------------------------------------------
 
@@ -199,24 +226,37 @@ class RingSelector(_Parking, selectors.BaseSelector):
         fd = self._fd_of(fileobj)
         if fd in self._keys:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
+        _check_pollable(fd)
         key = selectors.SelectorKey(fileobj, fd, events, data)
         self._keys[fd] = key
         self._to_arm.add(fd)
         return key
 
+    def _fd_lookup(self, fileobj: Any) -> int:
+        """The fd of a registered object; a closed socket (fileno -1) is found by identity, as
+        the selectors module does."""
+        try:
+            return self._fd_of(fileobj)
+        except ValueError:
+            for key in self._keys.values():
+                if key.fileobj is fileobj:
+                    return key.fd
+            raise
+
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        fd = self._fd_of(fileobj)
+        fd = self._fd_lookup(fileobj)
         try:
             key = self._keys.pop(fd)
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
+        self._leave_epoll(fd)
         self._disarm(fd)
         self._ready.pop(fd, None)
         self._to_arm.discard(fd)
         return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        fd = self._fd_of(fileobj)
+        fd = self._fd_lookup(fileobj)
         old = self._keys.get(fd)
         if old is None:
             raise KeyError(f"{fileobj!r} is not registered")
@@ -225,7 +265,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
             self._keys[fd] = key
             return key
         self.unregister(fileobj)
-        return self.register(fileobj, events, data)
+        return self.register(old.fileobj, events, data)
 
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
         return self._map
@@ -240,9 +280,13 @@ class RingSelector(_Parking, selectors.BaseSelector):
                 self.ring.cancel(armed.ud)
 
     def _arm_pending(self) -> None:
+        if self._via_epoll and self._epoll_armed is None and self._epoll is not None:
+            armed = _Armed(self._epoll.fileno())
+            armed.ud = self.ring.prep_poll_add(armed.fd, _POLLIN, armed)
+            self._epoll_armed = armed
         for fd in self._to_arm:
             key = self._keys.get(fd)
-            if key is None or fd in self._armed or fd in self._ready:
+            if key is None or fd in self._armed or fd in self._ready or fd in self._via_epoll:
                 continue
             mask = (_POLLIN if key.events & selectors.EVENT_READ else 0) | (
                 _POLLOUT if key.events & selectors.EVENT_WRITE else 0
@@ -269,6 +313,10 @@ class RingSelector(_Parking, selectors.BaseSelector):
             return
         if not entry.live:
             return
+        if entry is self._epoll_armed:
+            self._epoll_armed = None
+            self._collect_epoll()
+            return
         fd = entry.fd
         if self._armed.get(fd) is entry:
             del self._armed[fd]
@@ -289,8 +337,41 @@ class RingSelector(_Parking, selectors.BaseSelector):
             events &= key.events
         if events:
             self._ready[fd] = self._ready.get(fd, 0) | events
+        elif res & _POLLRDHUP and key.events == selectors.EVENT_WRITE:
+            self._enter_epoll(fd)  # RDHUP would fire again at once: let epoll wait for POLLOUT
         else:
             self._to_arm.add(fd)  # fired for nothing this key wants: keep watching
+
+    # -- fds watched through the private epoll ---------------------------
+
+    def _enter_epoll(self, fd: int) -> None:
+        if self._epoll is None:
+            self._epoll = select.epoll()
+        try:
+            self._epoll.register(fd, select.EPOLLOUT)
+        except OSError:  # closed meanwhile: let asyncio's callback meet the error
+            self._ready[fd] = self._ready.get(fd, 0) | selectors.EVENT_WRITE
+            return
+        self._via_epoll.add(fd)
+
+    def _leave_epoll(self, fd: int) -> None:
+        if fd in self._via_epoll:
+            self._via_epoll.discard(fd)
+            assert self._epoll is not None
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass  # already closed: the kernel dropped it from the epoll set
+
+    def _collect_epoll(self) -> None:
+        """The private epoll's fd is readable: report its ready fds (level-triggered, once per select)."""
+        assert self._epoll is not None
+        for fd, mask in self._epoll.poll(0):
+            if fd in self._keys:
+                self._ready[fd] = self._ready.get(fd, 0) | selectors.EVENT_WRITE
+            if mask & (select.EPOLLERR | select.EPOLLHUP):
+                self._leave_epoll(fd)  # a plain poll reports errors at once from now on
+                self._to_arm.add(fd)
 
     # -- waiting ---------------------------------------------------------
 
@@ -300,6 +381,11 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self._arm_pending()
         self._delivered = False
         self.ring.flush()
+        for _ in range(_REARM_ROUNDS):  # a poll that completed inside the flush wants arming again
+            if self._ready or not self._needs_arming():
+                break
+            self._arm_pending()
+            self.ring.flush()
         # A native op that completed inside the flush has made callbacks ready: do not wait.
         waits = not self._ready and not self._delivered and (timeout is None or timeout > 0)
         reap = waits
@@ -322,11 +408,24 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self._ready.clear()
         return ready
 
+    def _needs_arming(self) -> bool:
+        if self._via_epoll and self._epoll_armed is None:
+            return True
+        keys, armed = self._keys, self._armed
+        return any(fd in keys and fd not in armed and fd not in self._via_epoll for fd in self._to_arm)
+
     def close(self) -> None:
         self._keys.clear()
         for armed in self._armed.values():
             armed.live = False
         self._armed.clear()
+        if self._epoll_armed is not None:
+            self._epoll_armed.live = False
+            self._epoll_armed = None
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        self._via_epoll.clear()
         self._ready.clear()
         self._to_arm.clear()
         self.ring.close()

@@ -23,8 +23,7 @@ backend) and runs it forever, so any asyncio code runs here unchanged, and
   behind it a parked shard is woken to come and steal.  A coroutine ticket
   only becomes a task, so the tickets behind it start in the same batch;
   waking a thief for them would cost a cross-thread wakeup (and a GIL
-  hand-off) per ticket for nothing (measured: a 64 KiB read + crc32 hot path
-  at 8 in flight ran at 0.7x with that wake, see the README).
+  hand-off) per ticket for nothing (see the README's hand-off breakdown).
 * Starting a ticket calls its function in the submitter's context.  A plain
   result is sent back at once; a coroutine becomes a task on this loop
   (wrapped by `_run_coroutine`, which turns every outcome — including

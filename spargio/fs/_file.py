@@ -27,6 +27,7 @@ unknown: the bytes may or may not be in the file.
 from __future__ import annotations
 
 import codecs
+import errno
 import fcntl
 import io
 import mmap
@@ -116,6 +117,8 @@ class AsyncFile:
         closefd: bool = True,
     ) -> None:
         st = os.fstat(fd)
+        if _stat.S_ISDIR(st.st_mode):  # open(2) takes a directory O_RDONLY; the builtin refuses it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
         self._fd = fd
         self.name = name
         self.mode = mode
@@ -295,7 +298,7 @@ class AsyncFile:
         async for line in self:
             lines.append(line)
             total += len(line)
-            if 0 < hint <= total:
+            if 0 < hint < total:  # as io: the lines may add up to exactly ``hint`` and go on
                 break
         return lines
 
@@ -329,6 +332,8 @@ class AsyncFile:
             n = await write_all(self._fd, view, self._pos, direct=self._direct)
             self._pos += n
             return n
+        if self._append and not len(view):
+            return 0  # nothing written: the kernel's offset says nothing about the end of the file
         n = await write_all(self._fd, view, -1, direct=self._direct)
         if self._append and self._seekable:
             self._ahead = b""
@@ -533,7 +538,7 @@ class AsyncTextFile:
         lines: list[str] = []
         async for line in self:
             lines.append(line)
-            if 0 < hint <= sum(map(len, lines)):
+            if 0 < hint < sum(map(len, lines)):  # as io: exactly ``hint`` goes on
                 break
         return lines
 

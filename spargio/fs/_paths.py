@@ -17,6 +17,7 @@ import errno
 import itertools
 import os
 import shutil
+import stat as _stat
 from typing import Any
 
 from .._backend import current_io
@@ -180,16 +181,18 @@ async def exists(path: Any) -> bool:
 
 
 async def isfile(path: Any) -> bool:
+    """As ``os.path.isfile``: False for anything that cannot be stat'ed (missing, a symlink loop...)."""
     try:
         return (await stat(path)).st_mode & 0o170000 == 0o100000
-    except (FileNotFoundError, NotADirectoryError):
+    except (OSError, ValueError):
         return False
 
 
 async def isdir(path: Any) -> bool:
+    """As ``os.path.isdir``: False for anything that cannot be stat'ed (missing, a symlink loop...)."""
     try:
         return (await stat(path)).st_mode & 0o170000 == 0o040000
-    except (FileNotFoundError, NotADirectoryError):
+    except (OSError, ValueError):
         return False
 
 
@@ -236,6 +239,8 @@ async def makedirs(path: Any, mode: int = 0o777, exist_ok: bool = False) -> None
             await makedirs(head, exist_ok=True)
         except FileExistsError:
             pass
+        if tail == b".":  # "new/dir/." exists once "new/dir" does
+            return
     try:
         await mkdir(raw, mode)
     except OSError:
@@ -296,6 +301,8 @@ async def copyfile(src: Any, dst: Any, *, fsync: bool = False) -> int:
     io_ = current_io()
     src_b, dst_b = fspath_bytes(src), fspath_bytes(dst)
     src_st = await io_.stat(src_b)
+    if _stat.S_ISDIR(src_st.st_mode):  # before dst is touched: its data must survive
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fsdecode(src_b))
     try:
         dst_st = await io_.stat(dst_b)
     except FileNotFoundError:
