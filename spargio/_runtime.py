@@ -512,7 +512,14 @@ class Runtime:
             else:
                 return False
         waker = shard.waker
-        if waker is not None and not waker.wake() and stealable and shard.stealable_backlog() >= MIN_STEAL_DEPTH:
+        if (
+            waker is not None
+            and not waker.wake()
+            and ticket.stealable
+            and (depth := len(shard.inbox.stealable))
+            and depth + shard.running >= MIN_STEAL_DEPTH  # shard.stealable_backlog(), inline
+            and shard.alive
+        ):
             self.wake_a_thief(shard)
         return True
 
@@ -535,8 +542,15 @@ class Runtime:
         the backlog wait behind work that may run for a long time.
         """
         for shard in self.shard_list:
-            waker = shard.waker
-            if shard is not busy and waker is not None and waker.parked and not waker.pending and shard.alive:
+            waker, selector = shard.waker, shard.selector
+            if (
+                shard is not busy
+                and waker is not None
+                and selector is not None
+                and selector.parked
+                and not waker.pending
+                and shard.alive
+            ):
                 shard.woken_to_steal = True
                 waker.wake()
                 return
@@ -550,7 +564,8 @@ class Runtime:
 
     def space_freed(self, n: int) -> None:
         """Shards took ``n`` tickets from their inboxes: let up to ``n`` waiting submitters retry."""
-        self._space.notify(n)
+        if self._space.waiting:
+            self._space.notify(n)
 
     def _count(self, what: str) -> None:
         with self._lock:

@@ -58,6 +58,7 @@ import concurrent.futures
 import functools
 import os
 import threading
+import types
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ClosedError, ShardDiedError
@@ -80,6 +81,9 @@ _SHUTDOWN_GRACE: Final = 5.0  # seconds cancelled tasks get to finish when a sha
 
 _local = threading.local()
 _iscoroutine = asyncio.iscoroutine
+_CoroutineType = types.CoroutineType
+# Results that are never coroutines: skip asyncio.iscoroutine's ABC check for them.
+_PLAIN_RESULTS: Final = frozenset({type(None), bool, int, float, str, bytes, bytearray, tuple, list, dict})
 
 
 def current_shard() -> int | None:
@@ -318,7 +322,8 @@ class Shard:
         except BaseException as exc:
             self._finished(ticket, None, exc)
             return
-        if _iscoroutine(result):
+        cls = result.__class__
+        if cls is _CoroutineType or (cls not in _PLAIN_RESULTS and _iscoroutine(result)):
             assert self.loop is not None
             task = self.loop.create_task(self._run_coroutine(ticket, result), context=ticket._context)
             task.add_done_callback(functools.partial(self._task_done, ticket, result))

@@ -294,7 +294,8 @@ class Ticket(Generic[T]):
             return
         self._error = error
         self._value = value
-        self._set_event()
+        if self._event is not None:  # a plain thread also waits in result() (rare): wake it
+            self._event.set()
         reply.post(Ticket._resolve, self, tally)
 
     @staticmethod

@@ -101,11 +101,12 @@ def _set(future: asyncio.Future[None]) -> None:
 class WaitQueue:
     """Waiters for one condition, woken oldest first (thread-safe)."""
 
-    __slots__ = ("_lock", "_waiters")
+    __slots__ = ("_lock", "_waiters", "waiting")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: deque[Waiter] = deque()
+        self.waiting = self._waiters  # read-only outside: its truth is the cheap "anyone waiting?" check
 
     def __len__(self) -> int:
         return len(self._waiters)

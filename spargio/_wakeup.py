@@ -222,7 +222,11 @@ class Mailbox:
         """
         outbox: Outbox | None = getattr(_thread, "outbox", None)
         if outbox is not None and outbox.own is not self:
-            outbox.add(self, fn, arg, tally)
+            entry = outbox.posts.get(self)  # Outbox.add, inline: once per result on a shard
+            if entry is None:
+                outbox.posts[self] = ([(fn, arg)], tally)
+            else:
+                entry[0].append((fn, arg))
             return
         self.items.append((fn, arg))
         if not self._armed:
@@ -257,24 +261,25 @@ class Outbox:
     touches an outbox.
     """
 
-    __slots__ = ("_posts", "own")
+    __slots__ = ("own", "posts")
 
     def __init__(self, own: Mailbox) -> None:
         self.own = own  # the shard's own mailbox: posts to it need no batching
-        self._posts: dict[Mailbox, tuple[list[tuple[Callable[[Any], None], Any]], Tally | None]] = {}
+        # What each mailbox gets at the next flush (`Mailbox.post` fills it; only the owning thread).
+        self.posts: dict[Mailbox, tuple[list[tuple[Callable[[Any], None], Any]], Tally | None]] = {}
 
     def add(self, box: Mailbox, fn: Callable[[Any], None], arg: Any, tally: Tally | None) -> None:
-        entry = self._posts.get(box)
+        entry = self.posts.get(box)
         if entry is None:
-            self._posts[box] = ([(fn, arg)], tally)
+            self.posts[box] = ([(fn, arg)], tally)
         else:
             entry[0].append((fn, arg))
 
     def flush(self) -> None:
         """Send everything added since the last flush."""
-        posts = self._posts
+        posts = self.posts
         if posts:
-            self._posts = {}
+            self.posts = {}
             for box, (items, tally) in posts.items():
                 box.post_many(items, tally)
 
