@@ -282,7 +282,8 @@ class Shard:
         waker, mailbox, outbox = self.waker, self.mailbox, self.outbox
         assert waker is not None and mailbox is not None and outbox is not None
         waker.woken()
-        if mailbox.items:
+        if mailbox.items:  # cross-thread traffic (a channel's requests, say): worth a spin too
+            self.selector.spin_wanted = True  # type: ignore[union-attr]
             mailbox.drain()
         inbox, runtime = self.inbox, self.runtime
         if self.woken_to_steal and len(inbox):
