@@ -59,7 +59,8 @@ import functools
 import os
 import threading
 import types
-from typing import TYPE_CHECKING, Any, Final
+import weakref
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._errors import ClosedError, ShardDiedError
 from ._inbox import Inbox
@@ -74,7 +75,7 @@ if TYPE_CHECKING:
     from ._ticket import Work
     from .native.ring import Ring
 
-__all__ = ["Shard", "current_shard"]
+__all__ = ["Shard", "current_shard", "watch_shard_stop"]
 
 _BATCH: Final = ASYNC_STEAL_DEPTH  # tickets started per loop iteration, at most
 _SHUTDOWN_GRACE: Final = 5.0  # seconds cancelled tasks get to finish when a shard stops
@@ -90,6 +91,21 @@ def current_shard() -> int | None:
     """The index of the shard the caller runs on, or None outside the shard pool."""
     shard: Shard | None = getattr(_local, "shard", None)
     return None if shard is None else shard.index
+
+
+def watch_shard_stop(watcher: _StopWatcher) -> int | None:
+    """Call ``watcher.shard_stopped(key)`` on this shard's thread when the shard stops, after its
+    tasks have ended; returns that key, or None (nothing registered) outside the shard pool.  The
+    watcher is held weakly: one that is gone is not called."""
+    shard: Shard | None = getattr(_local, "shard", None)
+    if shard is None:
+        return None
+    shard.stop_watchers.add(watcher)
+    return id(shard)
+
+
+class _StopWatcher(Protocol):
+    def shard_stopped(self, key: int) -> None: ...
 
 
 class Shard:
@@ -132,6 +148,7 @@ class Shard:
         self.waker: Waker | None = None
         self.mailbox: Mailbox | None = None
         self.outbox: Outbox | None = None
+        self.stop_watchers: weakref.WeakSet[_StopWatcher] = weakref.WeakSet()  # see watch_shard_stop
         self._stop_error: Callable[[], ClosedError] | None = None
         self._draining = False
         self._ready = threading.Event()
@@ -393,6 +410,9 @@ class Shard:
             assert self.mailbox is not None
             self.mailbox.drain()
             self._cancel_tasks(loop)
+            for watcher in list(self.stop_watchers):
+                watcher.shard_stopped(id(self))
+            self.stop_watchers.clear()
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.remove_reader(wake_fd)

@@ -27,10 +27,19 @@ live on any event loop or plain thread; nothing polls.
   fail with `ClosedError`, and new calls raise it.  A request the server
   drops without answering fails its caller with `ClosedError` when it is
   garbage collected, so a caller never waits for an answer nobody holds.
+* Receivers that go away: a shard that has received from a channel is
+  remembered; when it stops (its runtime closed, its thread died), it is
+  crossed off, and when no receiving shard is left and no other loop or
+  plain thread ever received, the channel closes as if the server had:
+  queued callers fail with `ClosedError` at once instead of waiting for a
+  receiver that will never come (a server task cancelled by
+  ``aclose(drain=False)`` left the requests behind the one it was serving
+  waiting forever).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -38,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import ClosedError, OverloadedError, SpargioTimeout
+from .._shard import watch_shard_stop
 from .._ticket import Ticket
 from .._waitqueue import WaitQueue
 
@@ -46,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChannelStats", "Client", "Reply", "Request", "Server", "channel"]
 
+_get_running_loop = asyncio._get_running_loop
 Q = TypeVar("Q")
 R = TypeVar("R")
 
@@ -77,11 +88,44 @@ class _State:
         self.server_closed = False
         self.receivers = WaitQueue()
         self.senders = WaitQueue()
+        self.receiving_shards: set[int] = set()  # keys of the shards that received (see `received_on`)
+        self.received_elsewhere = False  # a service loop or a plain thread received: never closed for it
         self.counts = dict.fromkeys(("calls", "overloaded", "responded", "failed", "cancelled", "timeouts"), 0)
 
     def _count(self, what: str) -> None:
         with self.lock:
             self.counts[what] += 1
+
+    def received_on(self, loop: object | None) -> None:
+        """Remember who receives (``loop`` None: a plain thread): a shard is crossed off when it stops."""
+        if self.received_elsewhere:
+            return
+        key = watch_shard_stop(self) if loop is not None else None
+        if key is None:
+            self.received_elsewhere = True
+        elif key not in self.receiving_shards:
+            with self.lock:
+                self.receiving_shards.add(key)
+
+    def shard_stopped(self, key: int) -> None:
+        """A receiving shard stopped: close the channel if nobody is left to receive."""
+        with self.lock:
+            self.receiving_shards.discard(key)
+            orphaned = not self.receiving_shards and not self.received_elsewhere and not self.server_closed
+        if orphaned:
+            self.close("every shard that received from this channel has stopped; nobody is left to receive")
+
+    def close(self, reason: str) -> None:
+        """Fail queued requests with `ClosedError` (``reason``) and refuse new ones."""
+        with self.lock:
+            self.server_closed = True
+            left = list(self.queue)
+            self.queue.clear()
+        for request in left:
+            if request._reply.drop(ClosedError(reason), None):
+                request._answered = True
+        self.senders.notify_all()
+        self.receivers.notify_all()
 
     def remove(self, request: Request[Any, Any]) -> None:
         """A queued call was cancelled: its slot is free."""
@@ -305,13 +349,16 @@ class Server(Generic[Q, R]):
         :raises ClosedError: every client has closed and the queue is empty,
             or the server was closed.
         """
-        request = await self._state.receivers.wait_for(self._take, timeout)
+        state = self._state
+        state.received_on(_get_running_loop())
+        request = await state.receivers.wait_for(self._take, timeout)
         if request is None:
             raise SpargioTimeout(f"no request within {timeout} s")
         return request
 
     def recv_blocking(self, timeout: float | None = None) -> Request[Q, R]:
         """`recv` for a plain thread (no running loop): blocks until a request."""
+        self._state.received_on(None)
         request = self._state.receivers.wait_for_blocking(self._take, timeout)
         if request is None:
             raise SpargioTimeout(f"no request within {timeout} s")
@@ -322,6 +369,7 @@ class Server(Generic[Q, R]):
 
         :raises ClosedError: as `recv`.
         """
+        self._state.received_on(_get_running_loop())
         return self._take()
 
     def _take(self) -> Request[Q, R] | None:
@@ -352,17 +400,7 @@ class Server(Generic[Q, R]):
 
     def close(self) -> None:
         """Stop serving: queued requests fail with `ClosedError`; new calls raise it.  Idempotent."""
-        state = self._state
-        with state.lock:
-            state.server_closed = True
-            left = list(state.queue)
-            state.queue.clear()
-        error = "the channel's server closed before it took this request"
-        for request in left:
-            if request._reply.drop(ClosedError(error), None):
-                request._answered = True
-        state.senders.notify_all()
-        state.receivers.notify_all()
+        self._state.close("the channel's server closed before it took this request")
 
     def stats(self) -> ChannelStats:
         return self._state.stats()

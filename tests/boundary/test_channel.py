@@ -243,3 +243,47 @@ def test_a_plain_thread_try_call_blocks_on_result() -> None:
     finally:
         client.close()
         thread.join(5)
+
+
+async def test_queued_calls_fail_when_the_last_receiving_shard_stops(shape: dict[str, Any]) -> None:
+    """Issue 16 item 17: a server cancelled by aclose(drain=False) leaves nobody to receive."""
+    client, server = boundary.channel(8)
+    serving_started = threading.Event()
+
+    async def serve_slowly() -> None:
+        async for request in server:
+            serving_started.set()
+            await asyncio.sleep(30)  # busy with the first request when the runtime closes
+            request.respond(request.payload)
+
+    rt = await spargio.Runtime(shards=2, **shape).start()  # type: ignore[arg-type]
+    serving = rt.spawn(serve_slowly, placement=Pinned(0))
+    first = asyncio.ensure_future(client.call("first"))
+    await asyncio.to_thread(serving_started.wait, 10)
+    queued = asyncio.ensure_future(client.call("queued"))
+    await asyncio.sleep(0.01)
+    await rt.aclose(drain=False)
+    async with asyncio.timeout(5):
+        for call in (first, queued):
+            with pytest.raises(ClosedError):
+                await call
+        with pytest.raises(ClosedError):
+            await serving
+        with pytest.raises(ClosedError):
+            await client.call("after")
+    client.close()
+
+
+async def test_a_channel_received_on_the_service_loop_is_not_closed_by_a_stopping_shard(
+    shape: dict[str, Any],
+) -> None:
+    client, server = boundary.channel(8)
+    async with spargio.Runtime(shards=1, **shape) as rt:  # type: ignore[arg-type]
+        shard_side = rt.spawn(server.try_recv)
+        assert await shard_side is None  # a shard received (nothing) once
+        assert server.try_recv() is None  # and so did the service loop
+    call = asyncio.ensure_future(client.call("still served"))
+    request = await server.recv(timeout=5)
+    request.respond(request.payload)
+    assert await call == "still served"
+    client.close()
