@@ -76,7 +76,7 @@ from typing import Any
 
 from .native.ring import Bell, Ring
 
-__all__ = ["ParkingEpollSelector", "RingSelector", "WorkSource", "new_ring_loop"]
+__all__ = ["ParkingEpollSelector", "RingSelector", "ShardEventLoop", "WorkSource", "new_ring_loop"]
 
 WorkSource = Callable[[bool], bool]  # has_work(parking) -> whether work waits (may steal when parking)
 
@@ -456,6 +456,69 @@ class ParkingEpollSelector(_Parking, selectors.EpollSelector):
         return ready
 
 
+class ShardEventLoop(asyncio.SelectorEventLoop):
+    """asyncio's own selector loop, with child processes watched by the loop itself.
+
+    A stock loop asks the process-wide policy for a child watcher when it
+    starts a subprocess; after ``uvloop.install()`` that policy has none
+    (``NotImplementedError``), and a shard's loop must not depend on
+    whatever policy the service installed.  Here each child is watched
+    through a pidfd registered with this loop (what asyncio's
+    ``PidfdChildWatcher`` does, without the policy): when it becomes
+    readable the child is reaped and the transport told.  Where
+    ``os.pidfd_open`` is missing, the stock path runs.
+    """
+
+    async def _make_subprocess_transport(
+        self,
+        protocol: Any,
+        args: Any,
+        shell: bool,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        bufsize: int,
+        extra: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if not hasattr(os, "pidfd_open"):  # pragma: no cover - Linux >= 5.3 has it
+            return await super()._make_subprocess_transport(  # type: ignore[misc]
+                protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs
+            )
+        from asyncio import unix_events
+
+        waiter = self.create_future()
+        transport = unix_events._UnixSubprocessTransport(  # type: ignore[attr-defined]
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize, waiter=waiter, extra=extra, **kwargs
+        )
+        self._watch_child(transport.get_pid(), transport)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transport.close()
+            await transport._wait()
+            raise
+        return transport
+
+    def _watch_child(self, pid: int, transport: Any) -> None:
+        pidfd = os.pidfd_open(pid)
+
+        def exited() -> None:
+            self.remove_reader(pidfd)
+            os.close(pidfd)
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped by someone else: as asyncio's watchers report it
+                returncode = 255
+            else:
+                returncode = os.waitstatus_to_exitcode(status)
+            transport._process_exited(returncode)
+
+        self.add_reader(pidfd, exited)
+
+
 def new_ring_loop(entries: int = 256) -> asyncio.AbstractEventLoop:
     """A stock asyncio event loop that waits in io_uring instead of epoll."""
-    return asyncio.SelectorEventLoop(RingSelector(entries))
+    return ShardEventLoop(RingSelector(entries))

@@ -221,7 +221,9 @@ class Shard:
             from ._loop import ParkingEpollSelector
 
             selector = ParkingEpollSelector()
-        return asyncio.SelectorEventLoop(selector), selector
+        from ._loop import ShardEventLoop
+
+        return ShardEventLoop(selector), selector
 
     def _main(self) -> None:
         if self._cpu is not None:

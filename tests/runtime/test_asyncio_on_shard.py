@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 
@@ -93,6 +94,29 @@ async def test_subprocess(rt: spargio.Runtime) -> None:
     assert await rt.spawn(child) == (b"FROM A SHARD\n", 0)
 
 
+@pytest.mark.parametrize("backend", ["io_uring", "threads"])
+def test_subprocess_on_a_shard_after_uvloop_install(backend: str) -> None:
+    """Issue 16 item 3: the shard's loop must not need the process-wide policy's child watcher."""
+    script = f"""
+import asyncio, sys, uvloop, spargio
+uvloop.install()
+
+async def child():
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(7)")
+    return await proc.wait()
+
+async def main():
+    async with spargio.Runtime(shards=1, backend={backend!r}) as rt:
+        print(await rt.call(child), await rt.call(child))
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-P", "-W", "error", "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "7 7"), done.stderr
+
+
 async def test_run_in_executor(rt: spargio.Runtime) -> None:
     async def offload() -> int:
         return await asyncio.get_running_loop().run_in_executor(None, sum, range(1000))
@@ -139,7 +163,7 @@ async def test_fs_many_concurrent_ops_on_tiny_shard_rings(
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open")
 async def test_shard_loop_is_a_stock_selector_loop(rt: spargio.Runtime) -> None:
-    async def kind() -> str:
-        return type(asyncio.get_running_loop()).__name__
+    async def kind() -> list[str]:
+        return [cls.__name__ for cls in type(asyncio.get_running_loop()).__mro__]
 
-    assert await rt.spawn(kind) == "_UnixSelectorEventLoop"
+    assert "_UnixSelectorEventLoop" in await rt.spawn(kind)
