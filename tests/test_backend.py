@@ -91,6 +91,7 @@ def test_bad_backend_names_are_refused():
     assert proc.returncode != 0 and "SPARGIO_BACKEND" in proc.stderr
 
 
+@pytest.mark.io_uring
 def test_backend_info_on_this_machine():
     info = spargio.configure(backend="auto")
     assert info.name == "io_uring", f"this machine has io_uring; got {info}"
@@ -98,7 +99,7 @@ def test_backend_info_on_this_machine():
     assert info.kernel == os.uname().release
 
 
-@pytest.mark.parametrize("backend_name", ["io_uring", "threads"])
+@pytest.mark.parametrize("backend_name", [pytest.param("io_uring", marks=pytest.mark.io_uring), "threads"])
 def test_low_rlimit_nofile_gives_emfile_per_op_and_the_runtime_survives(backend_name):
     """Row 25: with RLIMIT_NOFILE exhausted each open fails with EMFILE; closing fds recovers."""
     prelude = f"""

@@ -16,6 +16,8 @@ import spargio
 from spargio import fs
 from spargio._backend import current_io
 
+pytestmark = pytest.mark.io_uring  # the ring itself: nothing here runs on threads
+
 
 @pytest.fixture(autouse=True)
 def _io_uring():

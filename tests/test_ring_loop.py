@@ -12,6 +12,8 @@ import pytest
 
 from spargio._loop import RingSelector, new_ring_loop
 
+pytestmark = pytest.mark.io_uring  # the ring itself: nothing here runs on threads
+
 
 @pytest.fixture
 def ring_loop():

@@ -29,6 +29,8 @@ MODES = {
 @pytest.fixture(params=list(MODES))
 def mode(request):
     io, backend = MODES[request.param]
+    if backend == "io_uring" and spargio.backend_info().name != "io_uring":
+        pytest.skip(f"io_uring is unavailable here ({spargio.backend_info().reason}); this case needs it")
     if backend is not None:
         spargio.configure(backend=backend)
     yield io

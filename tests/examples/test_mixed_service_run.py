@@ -18,11 +18,16 @@ import aiohttp
 import pytest
 from mixed_service.stores import MODES
 
+import spargio
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(EXAMPLES))
+    env = dict(os.environ, PYTHONPATH=str(EXAMPLES))
+    if spargio.backend_info().name != "io_uring":  # io_uring blocked: threads, asked for (no fallback warning)
+        env["SPARGIO_BACKEND"] = "threads"
+    return env
 
 
 @pytest.mark.parametrize("io", MODES)

@@ -11,6 +11,8 @@ import pytest
 from spargio.native import ring as native
 from spargio.native.ring import Orphan, Ring
 
+pytestmark = pytest.mark.io_uring  # the ring itself: nothing here runs on threads
+
 
 class Collector:
     def __init__(self) -> None:

@@ -94,7 +94,7 @@ async def test_subprocess(rt: spargio.Runtime) -> None:
     assert await rt.spawn(child) == (b"FROM A SHARD\n", 0)
 
 
-@pytest.mark.parametrize("backend", ["io_uring", "threads"])
+@pytest.mark.parametrize("backend", [pytest.param("io_uring", marks=pytest.mark.io_uring), "threads"])
 def test_subprocess_on_a_shard_after_uvloop_install(backend: str) -> None:
     """Issue 16 item 3: the shard's loop must not need the process-wide policy's child watcher."""
     script = f"""

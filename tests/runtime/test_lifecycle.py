@@ -144,7 +144,7 @@ def _run_script(script: str, timeout: float = 20, **popen: object) -> subprocess
     )
 
 
-@pytest.mark.parametrize("wakeup", ["msg_ring", "eventfd"])
+@pytest.mark.parametrize("wakeup", [pytest.param("msg_ring", marks=pytest.mark.io_uring), "eventfd"])
 def test_interpreter_exits_promptly_without_close(wakeup: str) -> None:
     """Row 17: exit code 0 within 5 s with shards parked and a pipe read pending, no close."""
     script = f"""

@@ -66,7 +66,9 @@ async def test_registering_what_epoll_refuses_raises_as_epoll_does(rt: spargio.R
     assert await rt.call(refusals) == (errno.EPERM, errno.EBADF)
 
 
-@pytest.mark.parametrize("selector_class", [selectors.EpollSelector, RingSelector])
+@pytest.mark.parametrize(
+    "selector_class", [selectors.EpollSelector, pytest.param(RingSelector, marks=pytest.mark.io_uring)]
+)
 def test_unregistering_a_closed_socket_object_finds_it_by_identity(selector_class: type) -> None:
     """As the selectors module does: a closed socket's fileno() is -1, so it is looked up by object."""
     selector = selector_class()
