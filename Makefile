@@ -10,7 +10,7 @@
 #   make dev     editable install for working on spargio itself
 
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 APT_PACKAGES := liburing-dev pkg-config gcc python3-dev python3-venv fio wrk nginx-light

@@ -98,8 +98,10 @@ async def test_subprocess(rt: spargio.Runtime) -> None:
 def test_subprocess_on_a_shard_after_uvloop_install(backend: str) -> None:
     """Issue 16 item 3: the shard's loop must not need the process-wide policy's child watcher."""
     script = f"""
-import asyncio, sys, uvloop, spargio
-uvloop.install()
+import asyncio, sys, warnings, uvloop, spargio
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: install() is deprecated, still used
+    uvloop.install()
 
 async def child():
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(7)")
