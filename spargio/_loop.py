@@ -213,6 +213,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self._epoll: select.epoll | None = None  # fds whose polls only ever say RDHUP (see above)
         self._via_epoll: set[int] = set()
         self._epoll_armed: _Armed | None = None
+        self._rearm = False  # a poll completed inside this select's flush and wants arming again
 
     # -- registration ----------------------------------------------------
 
@@ -227,9 +228,11 @@ class RingSelector(_Parking, selectors.BaseSelector):
         if fd in self._keys:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
         _check_pollable(fd)
-        key = selectors.SelectorKey(fileobj, fd, events, data)
-        self._keys[fd] = key
-        self._to_arm.add(fd)
+        return self._add_key(selectors.SelectorKey(fileobj, fd, events, data))
+
+    def _add_key(self, key: selectors.SelectorKey) -> selectors.SelectorKey:
+        self._keys[key.fd] = key
+        self._to_arm.add(key.fd)
         return key
 
     def _fd_lookup(self, fileobj: Any) -> int:
@@ -265,7 +268,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
             self._keys[fd] = key
             return key
         self.unregister(fileobj)
-        return self.register(old.fileobj, events, data)
+        return self._add_key(old._replace(events=events, data=data))  # checked when it was registered
 
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
         return self._map
@@ -315,6 +318,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
             return
         if entry is self._epoll_armed:
             self._epoll_armed = None
+            self._rearm = True
             self._collect_epoll()
             return
         fd = entry.fd
@@ -326,6 +330,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
         if res < 0:
             if res == -_errno.ECANCELED:
                 self._to_arm.add(fd)  # cancelled by the kernel, not by us: arm again
+                self._rearm = True
                 return
             events = key.events  # let asyncio's callback meet the error itself
         else:
@@ -339,8 +344,10 @@ class RingSelector(_Parking, selectors.BaseSelector):
             self._ready[fd] = self._ready.get(fd, 0) | events
         elif res & _POLLRDHUP and key.events == selectors.EVENT_WRITE:
             self._enter_epoll(fd)  # RDHUP would fire again at once: let epoll wait for POLLOUT
+            self._rearm = True
         else:
             self._to_arm.add(fd)  # fired for nothing this key wants: keep watching
+            self._rearm = True
 
     # -- fds watched through the private epoll ---------------------------
 
@@ -380,10 +387,12 @@ class RingSelector(_Parking, selectors.BaseSelector):
             self._on_message(0)
         self._arm_pending()
         self._delivered = False
+        self._rearm = False
         self.ring.flush()
         for _ in range(_REARM_ROUNDS):  # a poll that completed inside the flush wants arming again
-            if self._ready or not self._needs_arming():
+            if self._ready or not self._rearm:
                 break
+            self._rearm = False
             self._arm_pending()
             self.ring.flush()
         # A native op that completed inside the flush has made callbacks ready: do not wait.
@@ -407,12 +416,6 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self._to_arm.update(self._ready)  # reported once; watch them again from the next select
         self._ready.clear()
         return ready
-
-    def _needs_arming(self) -> bool:
-        if self._via_epoll and self._epoll_armed is None:
-            return True
-        keys, armed = self._keys, self._armed
-        return any(fd in keys and fd not in armed and fd not in self._via_epoll for fd in self._to_arm)
 
     def close(self) -> None:
         self._keys.clear()
@@ -460,9 +463,9 @@ class ShardEventLoop(asyncio.SelectorEventLoop):
     """asyncio's own selector loop, with child processes watched by the loop itself.
 
     A stock loop asks the process-wide policy for a child watcher when it
-    starts a subprocess; after ``uvloop.install()`` that policy has none
-    (``NotImplementedError``), and a shard's loop must not depend on
-    whatever policy the service installed.  Here each child is watched
+    starts a subprocess; uvloop's policy (``uvloop.install()``) provides
+    none, and a shard's loop must not depend on whatever policy the service
+    installed.  Here each child is watched
     through a pidfd registered with this loop (what asyncio's
     ``PidfdChildWatcher`` does, without the policy): when it becomes
     readable the child is reaped and the transport told.  Where

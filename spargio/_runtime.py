@@ -512,14 +512,7 @@ class Runtime:
             else:
                 return False
         waker = shard.waker
-        if (
-            waker is not None
-            and not waker.wake()
-            and ticket.stealable
-            and (depth := len(shard.inbox.stealable))
-            and depth + shard.running >= MIN_STEAL_DEPTH  # shard.stealable_backlog(), inline
-            and shard.alive
-        ):
+        if waker is not None and not waker.wake() and ticket.stealable and shard.stealable_backlog() >= MIN_STEAL_DEPTH:
             self.wake_a_thief(shard)
         return True
 

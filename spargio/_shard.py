@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from ._ticket import Work
     from .native.ring import Ring
 
-__all__ = ["Shard", "current_shard", "watch_shard_stop"]
+__all__ = ["Shard", "current_shard", "current_shard_key", "watch_shard_stop"]
 
 _BATCH: Final = ASYNC_STEAL_DEPTH  # tickets started per loop iteration, at most
 _SHUTDOWN_GRACE: Final = 5.0  # seconds cancelled tasks get to finish when a shard stops
@@ -93,15 +93,18 @@ def current_shard() -> int | None:
     return None if shard is None else shard.index
 
 
-def watch_shard_stop(watcher: _StopWatcher) -> int | None:
-    """Call ``watcher.shard_stopped(key)`` on this shard's thread when the shard stops, after its
-    tasks have ended; returns that key, or None (nothing registered) outside the shard pool.  The
-    watcher is held weakly: one that is gone is not called."""
+def current_shard_key() -> int | None:
+    """A key naming the shard the caller runs on (None outside the pool), as `watch_shard_stop` reports it."""
     shard: Shard | None = getattr(_local, "shard", None)
-    if shard is None:
-        return None
+    return None if shard is None else id(shard)
+
+
+def watch_shard_stop(watcher: _StopWatcher) -> None:
+    """Call ``watcher.shard_stopped(current_shard_key())`` on this shard's thread when the shard
+    stops, after its tasks have ended (only on a shard's thread).  The watcher is held weakly: one
+    that is gone is not called."""
+    shard: Shard = _local.shard
     shard.stop_watchers.add(watcher)
-    return id(shard)
 
 
 class _StopWatcher(Protocol):
@@ -298,13 +301,14 @@ class Shard:
         return True
 
     def _on_wake(self) -> None:
-        waker, mailbox, outbox = self.waker, self.mailbox, self.outbox
-        assert waker is not None and mailbox is not None and outbox is not None
+        waker, mailbox, outbox, selector = self.waker, self.mailbox, self.outbox, self.selector
+        assert waker is not None and mailbox is not None and outbox is not None and selector is not None
         waker.woken()
-        if mailbox.items:  # cross-thread traffic (a channel's requests, say): worth a spin too
-            self.selector.spin_wanted = True  # type: ignore[union-attr]
-            mailbox.drain()
         inbox, runtime = self.inbox, self.runtime
+        if mailbox.items or inbox.own or inbox.stealable:
+            selector.spin_wanted = True  # serving cross-thread work (tickets, a channel's requests): spin first
+        if mailbox.items:
+            mailbox.drain()
         if self.woken_to_steal and len(inbox):
             self.woken_to_steal = False
             runtime.pass_on_theft(self)
@@ -314,8 +318,6 @@ class Shard:
             ticket = take()
             if ticket is None:
                 break
-            if not freed:
-                self.selector.spin_wanted = True  # type: ignore[union-attr]  # serving tickets: spin before parking
             freed += 1
             if not ticket.is_async:  # a sync function may run long: let replies, waiters and thieves out first
                 runtime.space_freed(freed)

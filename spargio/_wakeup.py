@@ -222,7 +222,7 @@ class Mailbox:
         """
         outbox: Outbox | None = getattr(_thread, "outbox", None)
         if outbox is not None and outbox.own is not self:
-            entry = outbox.posts.get(self)  # Outbox.add, inline: once per result on a shard
+            entry = outbox.posts.get(self)  # kept in the outbox until the shard's iteration ends
             if entry is None:
                 outbox.posts[self] = ([(fn, arg)], tally)
             else:
@@ -267,13 +267,6 @@ class Outbox:
         self.own = own  # the shard's own mailbox: posts to it need no batching
         # What each mailbox gets at the next flush (`Mailbox.post` fills it; only the owning thread).
         self.posts: dict[Mailbox, tuple[list[tuple[Callable[[Any], None], Any]], Tally | None]] = {}
-
-    def add(self, box: Mailbox, fn: Callable[[Any], None], arg: Any, tally: Tally | None) -> None:
-        entry = self.posts.get(box)
-        if entry is None:
-            self.posts[box] = ([(fn, arg)], tally)
-        else:
-            entry[0].append((fn, arg))
 
     def flush(self) -> None:
         """Send everything added since the last flush."""

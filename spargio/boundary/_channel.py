@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import ClosedError, OverloadedError, SpargioTimeout
-from .._shard import watch_shard_stop
+from .._shard import current_shard_key, watch_shard_stop
 from .._ticket import Ticket
 from .._waitqueue import WaitQueue
 
@@ -100,10 +100,11 @@ class _State:
         """Remember who receives (``loop`` None: a plain thread): a shard is crossed off when it stops."""
         if self.received_elsewhere:
             return
-        key = watch_shard_stop(self) if loop is not None else None
+        key = current_shard_key() if loop is not None else None
         if key is None:
             self.received_elsewhere = True
         elif key not in self.receiving_shards:
+            watch_shard_stop(self)
             with self.lock:
                 self.receiving_shards.add(key)
 
