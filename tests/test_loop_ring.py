@@ -64,7 +64,11 @@ async def test_sequential_reads_do_not_starve_other_tasks(data_file, backend):
     assert len(gaps) >= n // 2, "the ticker hardly ran: the reads starved it"
     gaps.sort()
     assert gaps[len(gaps) // 2] < 0.001
-    assert gaps[-10] < 0.02, f"the ticker was delayed by {gaps[-10] * 1000:.1f} ms"
+    # Starvation delays every tick, not a few: the 99th percentile says so without
+    # failing on the odd GIL hand-off or a neighbour's burst on a shared CI machine
+    # (the thread backend's hop has the 5 ms switch interval in its tail).
+    p99 = gaps[int(len(gaps) * 0.99)]
+    assert p99 < 0.02, f"1% of ticks were delayed by {p99 * 1000:.1f} ms or more"
 
 
 async def test_a_loop_ring_used_from_another_thread_raises(data_file):
