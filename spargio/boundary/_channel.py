@@ -151,9 +151,16 @@ class _State:
 class Reply(Ticket[R]):
     """The caller's ticket for one request (await it, ``wait(timeout=)``, ``cancel()``...)."""
 
-    __slots__ = ("_request",)
+    __slots__ = ("_request", "_timed_out")
 
     _request: Request[Any, R] | None
+    _timed_out: bool
+
+    def _timeout_error(self, timeout: float | None) -> SpargioTimeout:
+        # The caller's own timer decides: a loop's timer may fire a little before
+        # time.monotonic() reaches the deadline (uvloop rounds to milliseconds).
+        self._timed_out = True
+        return super()._timeout_error(timeout)
 
     def _dropped(self) -> None:
         request = self._request
@@ -180,7 +187,9 @@ class Request(Generic[Q, R]):
     @property
     def expired(self) -> bool:
         """The caller's deadline has passed (its call has timed out or is about to)."""
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        if self.deadline is None:
+            return False
+        return self._reply._timed_out or time.monotonic() >= self.deadline
 
     @property
     def cancelled(self) -> bool:
@@ -284,6 +293,7 @@ class Client(Generic[Q, R]):
         reply: Reply[R] = Reply(state)
         request = Request(state, payload, reply, deadline)
         reply._request = request
+        reply._timed_out = False
         with state.lock:
             if state.server_closed:
                 raise ClosedError("the channel's server is closed")
