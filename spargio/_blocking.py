@@ -3,16 +3,23 @@
 listdir, scandir, chmod, readlink, realpath and friends have no io_uring
 opcode; they run here, on at most ``min(32, cpu_count + 4)`` threads shared by
 the whole process (the same bound as asyncio's default executor, but a pool of
-our own, so a service's default executor is not crowded out).
+our own, so a service's default executor is not crowded out).  The thread
+backend runs every op here.
+
+Each loop's I/O object counts its calls with a `PoolCalls`: a call counts as
+in flight until its thread is done with it, not until its caller stops
+waiting, so `spargio.testing.settle` and a closing loop see work that a
+cancelled caller left running.
 
 Cancellation: a call that has not started is dropped; a call already running
 in a thread cannot be interrupted: it finishes and its result is discarded.
+A buffer lent to the call (``holding``) is released once the thread is done
+with it, whichever comes first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +27,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import Future
 
-__all__ = ["executor", "run_blocking"]
+__all__ = ["PoolCalls", "executor"]
 
 T = TypeVar("T")
 
@@ -43,8 +51,63 @@ def executor() -> ThreadPoolExecutor:
     return _executor
 
 
-async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` on the shared pool with the caller's contextvars."""
-    loop = asyncio.get_running_loop()
-    ctx = contextvars.copy_context()
-    return await loop.run_in_executor(executor(), ctx.run, fn, *args)
+class PoolCalls:
+    """One loop's calls on the shared pool, counted until their threads are done."""
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def started(self) -> None:
+        with self.lock:
+            self.count += 1
+
+    def finished(self, _job: object = None) -> None:
+        with self.lock:
+            self.count -= 1
+
+    def submit(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        holding: memoryview | None = None,
+        ended: Callable[[Future[T]], None] | None = None,
+    ) -> Future[T]:
+        """Start ``fn(*args)`` on the pool.
+
+        When its thread is done: ``holding`` is released, then ``ended(job)``
+        runs, then the call stops counting; all before the loop hears of the
+        outcome (the loop's callback is added after these).
+        """
+        job = executor().submit(fn, *args)
+        self.started()
+        if holding is not None:
+            job.add_done_callback(lambda _job: holding.release())
+        if ended is not None:
+            job.add_done_callback(ended)
+        job.add_done_callback(self.finished)
+        return job
+
+    async def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        holding: memoryview | None = None,
+        note_if_cancelled_running: str | None = None,
+    ) -> T:
+        """``fn(*args)`` on the pool, awaited.
+
+        If the caller is cancelled before the call starts, it never runs; once
+        it runs it finishes and its result is discarded, and the
+        CancelledError then carries ``note_if_cancelled_running`` (for writes,
+        whose outcome is unknown).
+        """
+        job = self.submit(fn, *args, holding=holding)
+        try:
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError as exc:
+            if note_if_cancelled_running is not None and not job.cancelled():
+                exc.add_note(note_if_cancelled_running)
+            raise

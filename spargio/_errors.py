@@ -43,3 +43,8 @@ class BackendUnavailable(SpargioError, OSError):
 
 class SpargioTimeout(SpargioError, TimeoutError):
     """A ``timeout=`` given to spargio expired; the work was cancelled."""
+
+
+WRITE_CANCEL_NOTE = (
+    "spargio: a write was cancelled while in flight; the kernel may or may not have written it (its outcome is unknown)"
+)

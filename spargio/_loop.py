@@ -72,9 +72,12 @@ import select
 import selectors
 import stat
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .native.ring import Bell, Ring
+from . import native
+
+if TYPE_CHECKING:
+    from .native.ring import Bell, Ring
 
 __all__ = ["ParkingEpollSelector", "RingSelector", "ShardEventLoop", "WorkSource", "new_ring_loop"]
 
@@ -94,7 +97,8 @@ class _Parking:
     _bell_seen = 0
 
     def __init__(self) -> None:
-        self.bell = Bell()
+        # The spin runs in the binding; without it (a broken install, on threads) a shard parks at once.
+        self.bell: Bell | None = native.ring.Bell() if native.IMPORT_ERROR is None else None
 
     def set_work_source(
         self, wake_fd: int, has_work: WorkSource, iteration_ended: Callable[[], None] | None = None
@@ -116,7 +120,7 @@ class _Parking:
         if has_work(False):
             return True
         if timeout is None or timeout > 0:
-            if self.spin_wanted and self.spin_seconds > 0:
+            if self.spin_wanted and self.spin_seconds > 0 and self.bell is not None:
                 self._bell_seen = self.bell.value
                 self.spinning = True  # senders ring the bell from now on, instead of waking us
                 if has_work(False):
@@ -136,7 +140,7 @@ class _Parking:
     def _spin_then_park(self, timeout: float | None, ring: Ring | None) -> int:
         """Spin (GIL released) for new work before parking: 1 if work came, 2 if a completion is
         ready on ``ring``, 0 if it did not (the selector is then parked, and may wait)."""
-        assert self._has_work is not None
+        assert self._has_work is not None and self.bell is not None
         seconds = self.spin_seconds if timeout is None else min(self.spin_seconds, timeout)
         got = self.bell.spin(self._bell_seen, seconds, ring)
         self.spinning = False
@@ -201,7 +205,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
 
     def __init__(self, entries: int = 256) -> None:
         _Parking.__init__(self)
-        self.ring = Ring(entries, self._on_cqe)
+        self.ring = native.ring.Ring(entries, self._on_cqe)
         self.ring.on_message = self._on_message
         self.sink: Callable[[Any, int], None] | None = None
         self._delivered = False

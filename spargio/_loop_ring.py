@@ -36,6 +36,7 @@ Only the loop's thread may use the ring; another thread gets `RuntimeError`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import functools
 import os
@@ -44,7 +45,8 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from . import _limits
-from ._errors import ClosedError
+from ._blocking import PoolCalls
+from ._errors import WRITE_CANCEL_NOTE, ClosedError
 from ._limits import READ_GUESS
 from .native import ring as _native
 from .native.ring import Orphan, Ring, os_error
@@ -61,10 +63,6 @@ _POOLED_SIZE = 4096  # reads up to this size reuse buffers from a per-ring pool
 _POOL_MAX = 64
 _alloc = _native.raw_allocator
 _unpack = _native.ffi.unpack
-
-_WRITE_CANCEL_NOTE = (
-    "spargio: a write was cancelled while in flight; the kernel may or may not have written it (its outcome is unknown)"
-)
 
 
 class _Batch:
@@ -152,6 +150,7 @@ class LoopRing:
         # a flush is, in effect, always pending.
         self._flush_pending = shared is not None
         self._pool: list[Any] = []  # 4 KiB buffers of reads that completed (never of orphans)
+        self._pool_calls = PoolCalls()  # calls with no opcode (listdir, chmod...) on the blocking pool
         self.closed = False
         self._shutdown_hook = self._install_shutdown_hook()
         self._finalizer = weakref.finalize(loop, self.ring.close) if shared is None else None
@@ -164,7 +163,9 @@ class LoopRing:
 
     @property
     def in_flight(self) -> int:
-        return 0 if self.ring.closed else self.ring.in_flight
+        """Ring ops not completed yet, plus blocking-pool calls whose thread is still running
+        (a cancelled caller's included)."""
+        return (0 if self.ring.closed else self.ring.in_flight) + self._pool_calls.count
 
     def _install_shutdown_hook(self) -> AsyncGenerator[None, None]:
         async def closes_ring_at_loop_shutdown() -> AsyncGenerator[None, None]:
@@ -393,7 +394,7 @@ class LoopRing:
             _native.buffer_view(buf, view.nbytes)[:] = view.cast("B")
             fut = self._future()
             ud = self.ring.prep_write(fd, buf, view.nbytes, offset, fut)
-            return await self._checked(fut, ud, note=_WRITE_CANCEL_NOTE)
+            return await self._checked(fut, ud, note=WRITE_CANCEL_NOTE)
         buf = _native.readable_buffer(data)
         fut = self._future()
         ud = self.ring.prep_write(fd, buf, len(buf), offset, fut)
@@ -413,7 +414,7 @@ class LoopRing:
             else:
                 self._cancel(ud, lambda _res: _native.release(buf))
             if write:
-                exc.add_note(_WRITE_CANCEL_NOTE)
+                exc.add_note(WRITE_CANCEL_NOTE)
             raise
         _native.release(buf)
         if res < 0:
@@ -451,7 +452,7 @@ class LoopRing:
                 True, fds, bufs, lengths, offsets, on_orphan=functools.partial(_release_all_after, bufs)
             )
         except asyncio.CancelledError as exc:
-            exc.add_note(_WRITE_CANCEL_NOTE)
+            exc.add_note(WRITE_CANCEL_NOTE)
             raise
         _release_all(bufs)
         for res in results:
@@ -584,9 +585,8 @@ class LoopRing:
         return await self._result(fut, self.ring.prep_nop(fut))
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        from ._blocking import run_blocking
-
-        return await run_blocking(fn, *args)
+        """``fn(*args)`` on the blocking pool with the caller's contextvars (see `PoolCalls.call`)."""
+        return await self._pool_calls.call(contextvars.copy_context().run, fn, *args)
 
 
 # ``PyBytes_FromStringAndSize(NULL, n)``: a new bytes object whose contents are

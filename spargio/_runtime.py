@@ -44,7 +44,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
-from . import _backend
+from . import _backend, native
 from ._errors import BackendUnavailable, ClosedError, OverloadedError, ShardDiedError, SpargioTimeout
 from ._shard import Shard
 from ._steal import ASYNC_STEAL_DEPTH, MIN_STEAL_DEPTH, Placement, RoundRobin, Scheduler, Stealable
@@ -632,6 +632,8 @@ def _msg_ring_supported() -> bool:
     info = _backend.backend_info()
     if info.name == "io_uring":
         return info.msg_ring
+    if native.IMPORT_ERROR is not None:
+        return False  # no binding: shards are woken through their eventfd
     from .native.ring import Ring
 
     probe = Ring(8, lambda entry, res: None)

@@ -13,19 +13,24 @@ matching `os` function on `spargio._blocking`'s pool, with two refinements:
 Cancellation: a stream op still waiting for readiness is dropped and did
 nothing; a file op not yet started in its thread is dropped; one already
 running finishes in its thread and its result is discarded (a cancelled write
-may therefore have happened: its outcome is unknown).
+may therefore have happened: its CancelledError says the outcome is unknown,
+as on io_uring).  A buffer lent to a running ``readinto`` stays locked until
+its thread is done with it; a cancelled ``close_fd`` still closes the fd.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import ctypes
 import mmap
 import os
-import threading
+import stat
 import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._blocking import executor, run_blocking
+from ._blocking import PoolCalls
+from ._errors import WRITE_CANCEL_NOTE
 from ._readiness import READ, WRITE, NoWaitUnsupported, Readiness, read_nowait, readinto_nowait, write_nowait
 
 if TYPE_CHECKING:
@@ -84,6 +89,28 @@ def _pwrite_aligned(fd: int, data: Any, offset: int) -> int:
             chunk.release()
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
+
+
+def _linkat(src: bytes, dst: bytes, follow_symlinks: bool) -> None:
+    """linkat(2) itself: CPython's ``os.link`` calls link(2) when
+    ``follow_symlinks`` is True, and Linux's link(2) does not follow."""
+    flags = _AT_SYMLINK_FOLLOW if follow_symlinks else 0
+    if _libc.linkat(_AT_FDCWD, src, _AT_FDCWD, dst, flags) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), os.fsdecode(src), None, os.fsdecode(dst))
+
+
+def _is_stream(fd: int) -> bool:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False  # let the read report the error
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
 def _open(path: str, flags: int, mode: int) -> int:
     return os.open(path, flags | os.O_CLOEXEC, mode)
 
@@ -124,17 +151,14 @@ class _PendingOpen:
         self._ended = self._orphaned = False
 
     def ended(self, job: Future[int]) -> None:
-        with self._io._lock:
+        with self._io._open_lock:
             self._ended = True
             orphaned = self._orphaned
-        try:
-            if orphaned:
-                self._release(job)
-        finally:
-            self._io._finished()
+        if orphaned:
+            self._release(job)
 
     def orphan(self, job: Future[int]) -> None:
-        with self._io._lock:
+        with self._io._open_lock:
             self._orphaned = True
             ended = self._ended
         if ended:
@@ -159,60 +183,63 @@ class ThreadIO:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop_ref = weakref.ref(loop)
         self._readiness = Readiness(loop)
-        self._lock = threading.Lock()
-        self._in_flight = 0
+        self._calls = PoolCalls()  # pool calls, and stream ops waiting for readiness
+        self._open_lock = self._calls.lock
         self.closed = False
 
     @property
     def in_flight(self) -> int:
         """Ops not finished yet, including ones whose caller was cancelled but
         whose thread is still running them (their outcome is not known yet)."""
-        return self._in_flight
-
-    def _started(self) -> None:
-        with self._lock:
-            self._in_flight += 1
-
-    def _finished(self, _job: object = None) -> None:
-        with self._lock:
-            self._in_flight -= 1
+        return self._calls.count
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop_ref()
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _call(self, fn: Callable[..., T], *args: Any, holding: memoryview | None = None) -> T:
         """Run ``fn`` on the pool; it counts as in flight until its thread is done with it."""
-        job = executor().submit(fn, *args)
-        self._started()
-        job.add_done_callback(self._finished)
-        return await asyncio.wrap_future(job)
+        return await self._calls.call(fn, *args, holding=holding)
 
     async def _stream(
-        self, fd: int, direction: bool, nowait: Callable[..., T], blocking: Callable[..., T], *args: Any
+        self,
+        fd: int,
+        direction: bool,
+        nowait: Callable[..., T],
+        blocking: Callable[..., T],
+        *args: Any,
+        holding: memoryview | None = None,
+        cancel_note: str | None = None,
     ) -> T:
         """One read or write on a stream fd: wait for readiness on the loop, then ``nowait(fd, *args)``.
 
         Waiting counts as in flight, and a cancel while waiting leaves
         nothing behind.  Fds the loop cannot watch (regular files, some
         devices), and files that refuse ``RWF_NOWAIT`` (ttys), run
-        ``blocking(fd, *args)`` on the pool instead.
+        ``blocking(fd, *args)`` on the pool instead.  ``holding`` is released
+        when the op is done with it.
         """
-        while True:
-            self._started()
-            try:
-                watched = await self._readiness.wait(fd, direction)
-            finally:
-                self._finished()
-            if not watched:
-                break
-            try:
-                return nowait(fd, *args)
-            except BlockingIOError:
-                continue  # another waiter took the data (or the room) first
-            except NoWaitUnsupported:
-                break
-        return await self._call(blocking, fd, *args)
+        on_the_pool = False
+        try:
+            while True:
+                self._calls.started()
+                try:
+                    watched = await self._readiness.wait(fd, direction)
+                finally:
+                    self._calls.finished()
+                if not watched:
+                    break
+                try:
+                    return nowait(fd, *args)
+                except BlockingIOError:
+                    continue  # another waiter took the data (or the room) first
+                except NoWaitUnsupported:
+                    break
+            on_the_pool = True
+            return await self._calls.call(blocking, fd, *args, holding=holding, note_if_cancelled_running=cancel_note)
+        finally:
+            if holding is not None and not on_the_pool:
+                holding.release()
 
     async def read(self, fd: int, length: int, offset: int, aligned: bool = False) -> bytes:
         if aligned:
@@ -222,7 +249,13 @@ class ThreadIO:
         return await self._call(os.pread, fd, length, offset)
 
     async def read_all(self, fd: int, offset: int, aligned: bool = False) -> bytes:
-        """Read to EOF: from a file in one thread hop, from a stream chunk by chunk as it is ready."""
+        """Read to EOF: from a file in one thread hop, from a stream chunk by chunk as it is ready.
+
+        An offset on a stream (a FIFO, a socket, a tty) is ignored, as io_uring
+        ignores it: ``read_bytes`` of a FIFO reads what its writer sends.
+        """
+        if offset >= 0 and not aligned and _is_stream(fd):
+            offset = -1
         if offset >= 0 or aligned:
             return await self._call(_read_all, fd, offset, aligned)
         parts = []
@@ -233,19 +266,23 @@ class ThreadIO:
     async def readinto(self, fd: int, target: Any, offset: int) -> int:
         view = memoryview(target)
         if view.readonly:
+            view.release()
             raise TypeError("readinto() needs a writable buffer, not a read-only one")
-        with view:
-            if offset < 0:
-                return await self._stream(fd, READ, readinto_nowait, _readv_into, view)
-            return await self._call(_preadinto, fd, view, offset)
+        # The view is released when the op is done with it: a cancelled caller
+        # may leave its thread still filling it.
+        if offset < 0:
+            return await self._stream(fd, READ, readinto_nowait, _readv_into, view, holding=view)
+        return await self._call(_preadinto, fd, view, offset, holding=view)
 
     async def write(self, fd: int, data: BufferLike, offset: int, aligned: bool = False) -> int:
         """Write some of ``data``; on a stream, as much as there is room for once it is writable."""
         if aligned:
-            return await self._call(_pwrite_aligned, fd, data, offset)
+            return await self._calls.call(
+                _pwrite_aligned, fd, data, offset, note_if_cancelled_running=WRITE_CANCEL_NOTE
+            )
         if offset < 0:
-            return await self._stream(fd, WRITE, write_nowait, os.write, data)
-        return await self._call(os.pwrite, fd, data, offset)
+            return await self._stream(fd, WRITE, write_nowait, os.write, data, cancel_note=WRITE_CANCEL_NOTE)
+        return await self._calls.call(os.pwrite, fd, data, offset, note_if_cancelled_running=WRITE_CANCEL_NOTE)
 
     async def read_many(
         self, fds: Sequence[int], offsets: Sequence[int], lengths: Sequence[int], aligned: bool = False
@@ -274,10 +311,8 @@ class ThreadIO:
         ``if_orphaned`` is then called once the open has ended, before the
         open stops counting as in flight, as `LoopRing.open` does.
         """
-        job = executor().submit(_open, os.fsdecode(path), flags, mode)
         open_ = _PendingOpen(self, if_orphaned)
-        self._started()
-        job.add_done_callback(open_.ended)
+        job = self._calls.submit(_open, os.fsdecode(path), flags, mode, ended=open_.ended)
         try:
             return await asyncio.wrap_future(job)
         except asyncio.CancelledError:
@@ -285,8 +320,16 @@ class ThreadIO:
             raise
 
     async def close_fd(self, fd: int) -> None:
+        """Close ``fd`` on the pool.  If the caller is cancelled first, the fd is
+        closed all the same: here, if the pool had not started the close."""
         self._readiness.forget(fd)
-        await self._call(os.close, fd)
+        job = self._calls.submit(os.close, fd)
+        try:
+            await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            if job.cancelled():
+                self.close_fd_detached(fd)
+            raise
 
     def close_fd_detached(self, fd: int) -> None:
         """Close ``fd`` now; a close error on a read-only fd carries no information."""
@@ -312,13 +355,14 @@ class ThreadIO:
         await self._call(os.mkdir, os.fsdecode(path), mode)
 
     async def link(self, src: bytes, dst: bytes, follow_symlinks: bool) -> None:
-        await self._call(lambda: os.link(os.fsdecode(src), os.fsdecode(dst), follow_symlinks=follow_symlinks))
+        await self._call(_linkat, src, dst, follow_symlinks)
 
     async def symlink(self, target: bytes, link: bytes) -> None:
         await self._call(os.symlink, os.fsdecode(target), os.fsdecode(link))
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await run_blocking(fn, *args)
+        """``fn(*args)`` on the pool with the caller's contextvars (see `PoolCalls.call`)."""
+        return await self._calls.call(contextvars.copy_context().run, fn, *args)
 
     def close(self) -> None:
         """Nothing to release: the pool is shared by the process."""

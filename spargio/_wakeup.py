@@ -134,8 +134,9 @@ class Waker:
         plain store it sees within nanoseconds, no syscall and no wakeup.
         """
         selector = self._selector
-        if selector.spinning:
-            selector.bell.ring()
+        bell = selector.bell
+        if selector.spinning and bell is not None:
+            bell.ring()
             return False
         if not selector.parked or self.pending:
             return False

@@ -135,3 +135,55 @@ def test_low_rlimit_nofile_gives_emfile_per_op_and_the_runtime_survives(backend_
     proc = _run(prelude, body)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["open:", "EMFILE", "survived"]
+
+
+BINDING_MISSING = """
+import importlib.abc, sys
+
+class NoBinding(importlib.abc.MetaPathFinder):
+    # What a broken install looks like: the compiled module's shared library does not load.
+    def find_spec(self, name, path, target=None):
+        if name == "spargio.native._uring":
+            raise ImportError("liburing.so.2: cannot open shared object file (simulated)")
+
+sys.meta_path.insert(0, NoBinding())
+
+import asyncio, os, tempfile, warnings
+import spargio
+from spargio import fs
+
+async def on_a_shard(path):
+    return await fs.read_bytes(path)
+
+async def main():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = spargio.backend_info()
+    assert [w.category for w in caught] == [spargio.BackendFallbackWarning], caught
+    d = tempfile.mkdtemp()
+    p = os.path.join(d, "f")
+    await fs.write_bytes(p, b"no binding", atomic=True, fsync=True)
+    async with spargio.Runtime(shards=2) as runtime:
+        assert await runtime.call(sum, [1, 2]) == 3
+        assert await spargio.boundary.call(on_a_shard, p) == b"no binding"
+    await fs.remove(p)
+    os.rmdir(d)
+    print(info.name, "|", info.reason)
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_binding_that_fails_to_load_leaves_a_working_thread_backend(loop):
+    """Issue 16 item 19: ``import spargio`` never needs the binding; threads run fs and the pool."""
+    runner = "asyncio.run(main())" if loop == "asyncio" else "import uvloop; uvloop.run(main())"
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", BINDING_MISSING + runner],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    name, reason = done.stdout.strip().split(" | ")
+    assert name == "threads"
+    assert "binding could not be loaded" in reason and "liburing.so.2" in reason

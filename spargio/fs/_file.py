@@ -26,6 +26,7 @@ unknown: the bytes may or may not be in the file.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import errno
 import fcntl
@@ -79,8 +80,9 @@ async def write_all(fd: int, data: memoryview, offset: int, *, direct: bool = Fa
     """Write every byte of ``data`` at ``offset`` (-1: the kernel's position).
 
     Short writes (pipes, signals, huge buffers) are continued until all bytes
-    are in.  On cancellation the bytes written so far stay written; the
-    outcome of the op in flight is unknown.
+    are in.  On cancellation the bytes written so far stay written (the
+    CancelledError then says how many); the outcome of the op in flight is
+    unknown (its note says so).
     """
     io_ = current_io()
     total = data.nbytes
@@ -90,12 +92,17 @@ async def write_all(fd: int, data: memoryview, offset: int, *, direct: bool = Fa
             return total
     else:
         written = 0
-    while written < total:
-        step = data[written : written + _limits.MAX_CHUNK]
-        n = await io_.write(fd, step, offset + written if offset >= 0 else -1, direct)
-        if n == 0:
-            raise OSError(5, "write made no progress (wrote 0 bytes)")
-        written += n
+    try:
+        while written < total:
+            step = data[written : written + _limits.MAX_CHUNK]
+            n = await io_.write(fd, step, offset + written if offset >= 0 else -1, direct)
+            if n == 0:
+                raise OSError(5, "write made no progress (wrote 0 bytes)")
+            written += n
+    except asyncio.CancelledError as exc:
+        if written:
+            exc.add_note(f"spargio: the write was cancelled after {written} of its {total} bytes were written")
+        raise
     return total
 
 
@@ -189,6 +196,9 @@ class AsyncFile:
         self._pos += len(data)
         return data
 
+    # Reads that need an op as well as the read-ahead take the read-ahead only
+    # once the op has completed, so a cancelled read consumed nothing.
+
     # -- reading ---------------------------------------------------------
 
     async def read(self, size: int = -1) -> bytes:
@@ -200,15 +210,15 @@ class AsyncFile:
         if isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"size must be an int, not {type(size).__name__}")
         if size < 0:
-            head = self._take_ahead(len(self._ahead))
             rest = await current_io().read_all(self._fd, self._read_offset(), self._direct)
+            head = self._take_ahead(len(self._ahead))
             self._pos += len(rest)
             return head + rest
         if self._ahead:
+            if len(self._ahead) >= size or not self._seekable:
+                return self._take_ahead(size)
+            rest = await read_exact(self._fd, size - len(self._ahead), self._read_offset(), direct=self._direct)
             head = self._take_ahead(size)
-            if len(head) == size or not self._seekable:
-                return head
-            rest = await read_exact(self._fd, size - len(head), self._pos, direct=self._direct)
             self._pos += len(rest)
             return head + rest
         data = await read_exact(self._fd, size, self._read_offset(), direct=self._direct)
@@ -241,12 +251,13 @@ class AsyncFile:
         view = view.cast("B")
         got = 0
         if self._ahead:
-            head = self._take_ahead(view.nbytes)
-            view[: len(head)] = head
-            got = len(head)
+            got = min(len(self._ahead), view.nbytes)
+            view[:got] = self._ahead[:got]
             if got == view.nbytes or not self._seekable:
+                self._take_ahead(got)
                 return got
         n = await current_io().readinto(self._fd, view[got:], self._read_offset())
+        self._take_ahead(got)
         self._pos += n
         return got + n
 
@@ -464,6 +475,11 @@ class AsyncTextFile:
         self._newline = newline
         self._decoded = ""
         self._decoder = self._new_decoder()
+        # One encoder for the file's life, as io.TextIOWrapper: a BOM-writing
+        # codec (utf-16, utf-8-sig) writes its BOM once, at position 0 only.
+        self._encoder = codecs.getincrementalencoder(self.encoding)(self.errors)
+        if raw.seekable() and raw.writable() and raw._pos != 0:
+            self._encoder.setstate(0)
 
     def _new_decoder(self) -> Any:
         decoder = codecs.getincrementaldecoder(self.encoding)(self.errors)
@@ -493,6 +509,12 @@ class AsyncTextFile:
         self._decoded = ""
         self._decoder = self._new_decoder()
 
+    def _check_readable(self) -> None:
+        self.buffer._check_readable()
+
+    def _check_writable(self) -> None:
+        self.buffer._check_writable()
+
     async def _fill(self) -> bool:
         chunk = await self.buffer.read1(_LINE_CHUNK)
         self._decoded += self._decoder.decode(chunk, final=not chunk)
@@ -500,6 +522,7 @@ class AsyncTextFile:
 
     async def read(self, size: int = -1) -> str:
         """Read up to ``size`` characters (all, if negative)."""
+        self._check_readable()
         if size is None or size < 0:
             data = await self.buffer.read()
             text: str = self._decoded + self._decoder.decode(data, final=True)
@@ -513,15 +536,19 @@ class AsyncTextFile:
     def _line_end(self) -> int:
         if self._newline in (None, "\n"):
             return self._decoded.find("\n")
-        if self._newline == "":
-            lines = self._decoded.splitlines(keepends=True)
-            if len(lines) > 1 or (lines and lines[0][-1:] == "\n"):
-                return len(lines[0]) - 1
-            return -1
+        if self._newline == "":  # \n, \r or \r\n, as io (not str.splitlines' other line ends)
+            decoded = self._decoded
+            lf, cr = decoded.find("\n"), decoded.find("\r")
+            if cr < 0 or 0 <= lf < cr:
+                return lf
+            if cr + 1 < len(decoded):
+                return cr + 1 if decoded[cr + 1] == "\n" else cr
+            return -1  # a \r last: whether \n follows is in the next chunk (at EOF, readline takes it)
         idx = self._decoded.find(self._newline)
         return idx + len(self._newline) - 1 if idx >= 0 else -1
 
     async def readline(self, size: int = -1) -> str:
+        self._check_readable()
         while True:
             end = self._line_end()
             if end >= 0 and (size < 0 or end < size):
@@ -553,12 +580,13 @@ class AsyncTextFile:
 
     async def write(self, text: str) -> int:
         """Encode and write ``text`` (``\\n`` becomes ``newline`` if one was given)."""
+        self._check_writable()
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if self._decoded:
             raise io.UnsupportedOperation("write after a partial read of a text file; seek first")
         out = text.replace("\n", self._newline) if self._newline not in (None, "", "\n") else text
-        await self.buffer.write(out.encode(self.encoding, self.errors))
+        await self.buffer.write(self._encoder.encode(out))
         return len(text)
 
     async def writelines(self, lines: Iterable[str]) -> None:
@@ -567,7 +595,12 @@ class AsyncTextFile:
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._reset_decoder()
-        return await self.buffer.seek(offset, whence)
+        position = await self.buffer.seek(offset, whence)
+        if position:
+            self._encoder.setstate(0)  # not at the start: no BOM
+        else:
+            self._encoder.reset()
+        return position
 
     async def tell(self) -> int:
         if self._decoded:

@@ -18,11 +18,14 @@ import itertools
 import os
 import shutil
 import stat as _stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._backend import current_io
 from ._args import data_view, fspath_bytes
 from ._file import write_all
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable
 
 __all__ = [
     "chmod",
@@ -75,6 +78,11 @@ async def read_text(path: Any, encoding: str | None = None, errors: str | None =
 async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool = False, mode: int = 0o666) -> int:
     """Create or replace a file with ``data``.
 
+    :param data: a bytes-like object, or an async iterable of them (an
+        upload's body, chunk by chunk): each chunk is written as it comes,
+        so memory stays one chunk whatever the file's size.  An exception
+        from the iterable ends the write as a failed write does (with
+        ``atomic``: the temporary file is removed, the old file untouched).
     :param fsync: fsync the file before returning (durable contents); with
         ``atomic``, the directory is fsynced after the rename too, so the new
         name is durable as well.
@@ -85,7 +93,7 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
         rename, the temporary file is removed and the old file is untouched.
     :return: the number of bytes written.
     """
-    view = data_view(data)
+    view = None if hasattr(data, "__aiter__") else data_view(data)  # else: chunks, written as they come
     target = fspath_bytes(path)
     dest = _temporary_name(target) if atomic else target
     io_ = current_io()
@@ -93,7 +101,7 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
     if_orphaned = (lambda: _unlink_quietly(dest)) if atomic else None
     fd = await io_.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode, if_orphaned=if_orphaned)
     try:
-        n = await write_all(fd, view, 0)
+        n = await write_all(fd, view, 0) if view is not None else await _write_chunks(fd, data)
         if fsync or atomic:
             await io_.fsync(fd, False)
     except BaseException:
@@ -113,6 +121,13 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
     if fsync:
         await _fsync_directory(os.path.dirname(target) or b".")
     return n
+
+
+async def _write_chunks(fd: int, chunks: AsyncIterable[Any]) -> int:
+    offset = 0
+    async for chunk in chunks:
+        offset += await write_all(fd, data_view(chunk), offset)
+    return offset
 
 
 _temporary_names = itertools.count()
@@ -249,7 +264,13 @@ async def makedirs(path: Any, mode: int = 0o777, exist_ok: bool = False) -> None
 
 
 async def link(src: Any, dst: Any, *, follow_symlinks: bool = True) -> None:
-    """``os.link`` through IORING_OP_LINKAT."""
+    """A hard link ``dst`` to ``src`` (IORING_OP_LINKAT).
+
+    ``follow_symlinks=True`` (the default) links what a symlink ``src`` points
+    to, as `os.link` documents; ``False`` links the symlink itself.  Both
+    backends do this.  (CPython's own ``os.link`` on Linux calls link(2) in
+    the default case, which links the symlink itself.)
+    """
     await current_io().link(fspath_bytes(src), fspath_bytes(dst), follow_symlinks)
 
 

@@ -152,3 +152,30 @@ async def test_batch_read_and_write(tmp_path):
         with pytest.raises(ValueError):
             await fs.read_many([(f, 0, 10), (f, -1, 10)])
         assert await fs.read_many([]) == []
+
+
+async def test_write_bytes_of_an_async_iterable_writes_each_chunk_as_it_comes(tmp_path):
+    path = tmp_path / "streamed"
+    chunks = [os.urandom(n) for n in (1, 70_000, 0, 3 << 20, 5)]
+
+    async def body():
+        for chunk in chunks:
+            await asyncio.sleep(0)
+            yield chunk
+
+    assert await fs.write_bytes(path, body(), atomic=True, fsync=True) == sum(map(len, chunks))
+    assert path.read_bytes() == b"".join(chunks)
+
+
+async def test_a_failing_stream_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "kept"
+    path.write_bytes(b"old")
+
+    async def body():
+        yield b"new part"
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await fs.write_bytes(path, body(), atomic=True, fsync=True)
+    assert path.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["kept"]
