@@ -2,21 +2,23 @@
 
 Prints one line, ``listening on http://HOST:PORT (io=MODE, ...)``, once the
 socket accepts connections (``--port 0`` picks a free port; the line says
-which), so a parent process can wait for it.
+which), so a parent process can wait for it.  The log (stderr) says what the
+guards of `mixed_service.server` refused, and what the stop did.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 
 import uvloop
-from aiohttp import web
 from aiohttp.log import access_logger
 
-from .app import DEFAULT_MAX_BODY, make_app
+from . import server
+from .app import DEFAULT_IO_TIMEOUT, DEFAULT_MAX_BODY, make_app
 from .stores import MODES, make_store
 
 
@@ -28,30 +30,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", required=True, help="the directory whose files are served")
     parser.add_argument("--shards", type=int, default=None, help="spargio's pool size (default: one per CPU)")
     parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="the largest PUT body, in bytes")
+    parser.add_argument(
+        "--max-connections", type=int, default=None, help="open connections at most (default: from ulimit -n)"
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=server.DEFAULT_IDLE_TIMEOUT, help="seconds a connection may idle"
+    )
+    parser.add_argument(
+        "--io-timeout", type=float, default=DEFAULT_IO_TIMEOUT, help="seconds a body or response chunk may stall"
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=server.DEFAULT_SHUTDOWN_TIMEOUT,
+        help="seconds requests in flight get at SIGTERM",
+    )
     parser.add_argument("--access-log", action="store_true", help="log each request (off: it costs req/s)")
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app = make_app(make_store(args.io, shards=args.shards), args.data_dir, max_body=args.max_body)
-    runner = web.AppRunner(app, access_log=access_logger if args.access_log else None, handle_signals=False)
-    await runner.setup()
+    app = make_app(
+        make_store(args.io, shards=args.shards), args.data_dir, max_body=args.max_body, io_timeout=args.io_timeout
+    )
+    service = await server.start(
+        app,
+        args.host,
+        args.port,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        shutdown_timeout=args.shutdown_timeout,
+        access_log=access_logger if args.access_log else None,
+    )
     try:
-        site = web.TCPSite(runner, args.host, args.port, backlog=1024)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        print(f"listening on http://{host}:{port} (io={args.io}, data={args.data_dir})", flush=True)
+        print(f"listening on http://{service.host}:{service.port} (io={args.io}, data={args.data_dir})", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await service.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         uvloop.run(serve(args))
     except FileNotFoundError as exc:

@@ -5,7 +5,8 @@ loopback, drives each endpoint with wrk (a warm-up, then three measured
 runs whose medians are kept), and stops it; nginx serving the same files is the far anchor for GET.  It
 prints one table (req/s, p50 and p99 latency, and spargio's ratios to the
 other two modes), and writes it with a chart to ``--out``: demo.md,
-demo.json and demo.png.  It exits 1 if any request failed, so a broken mode
+demo.json and demo.png.  A second table shows each mode's memory with 32
+clients that ask for a 16 MiB file and do not read it (peak RSS).  It exits 1 if any request failed, so a broken mode
 cannot hide behind a fast number.
 
 The machine is shared and noisy: compare the ratios within one run, not
@@ -56,7 +57,16 @@ ENDPOINTS = (
     Endpoint("put", "PUT /files (4 KiB, fsync, rename)", "PUT", "/files/put-", 64, body=4096),
     Endpoint("digest", "GET /digest (sha256 of 1 MiB)", "GET", "/digest/big-", 16),
 )
-SMALL_SIZE, BIG_SIZE = 16 << 10, 1 << 20
+SMALL_SIZE, BIG_SIZE, HUGE_SIZE = 16 << 10, 1 << 20, 16 << 20
+SLOW_READERS = 32
+
+
+@dataclass(frozen=True)
+class Memory:
+    server: str
+    rss_mib: float  # after the load, before the slow readers
+    peak_mib: float  # VmHWM once the slow readers have waited
+    readers: int = SLOW_READERS
 
 
 @dataclass(frozen=True)
@@ -80,12 +90,13 @@ def make_data_set(root: Path) -> None:
         (root / f"small-{i:04d}").write_bytes(rng.randbytes(SMALL_SIZE))
     for i in range(16):
         (root / f"big-{i:04d}").write_bytes(rng.randbytes(BIG_SIZE))
+    (root / "huge").write_bytes(rng.randbytes(HUGE_SIZE))
     root.chmod(0o755)  # nginx's workers run as an unprivileged user
 
 
 @contextlib.contextmanager
-def running_service(mode: str, data_dir: Path, shards: int | None) -> Iterator[str]:
-    """Start ``python -m mixed_service --io mode`` on a free loopback port; yield its URL."""
+def running_service(mode: str, data_dir: Path, shards: int | None) -> Iterator[tuple[str, int]]:
+    """Start ``python -m mixed_service --io mode`` on a free loopback port; yield its URL and pid."""
     command = [sys.executable, "-P", "-m", "mixed_service", "--io", mode, "--port", "0", "--data-dir", str(data_dir)]
     if shards is not None:
         command += ["--shards", str(shards)]
@@ -97,7 +108,7 @@ def running_service(mode: str, data_dir: Path, shards: int | None) -> Iterator[s
             if not line.startswith("listening on "):
                 process.kill()
                 raise RuntimeError(f"the {mode} service did not start: {line}{process.communicate()[1]}")
-            yield line.split()[2]
+            yield line.split()[2], process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -105,8 +116,9 @@ def running_service(mode: str, data_dir: Path, shards: int | None) -> Iterator[s
             except subprocess.TimeoutExpired:
                 process.kill()
                 _, errors = process.communicate()
-            if errors.strip():
-                print(f"    the {mode} service said on stderr:\n{errors.strip()}", file=sys.stderr)
+            said = "\n".join(line for line in errors.splitlines() if " INFO " not in line)  # not its stop's log
+            if said.strip():
+                print(f"    the {mode} service said on stderr:\n{said.strip()}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -207,7 +219,42 @@ def measure(server: str, url: str, endpoint: Endpoint, args: argparse.Namespace)
     )
 
 
+def measure_memory(server: str, url: str, pid: int) -> Memory:
+    """32 clients ask for the 16 MiB file and never read; the service's RSS and peak RSS after 2 s."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    rss = _status_mib(pid, "VmRSS")
+    clients = []
+    try:
+        for _ in range(SLOW_READERS):
+            client = socket.create_connection((host, int(port)))
+            client.sendall(b"GET /files/huge HTTP/1.1\r\nHost: demo\r\n\r\n")
+            clients.append(client)
+        time.sleep(2.0)
+        peak = _status_mib(pid, "VmHWM")
+    finally:
+        for client in clients:
+            client.close()
+    return Memory(server, rss, peak)
+
+
+def _status_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
 # -- the report --------------------------------------------------------------
+
+
+def memory_table(memories: list[Memory]) -> str:
+    lines = [
+        f"| memory | server | RSS after the load | peak RSS with {SLOW_READERS} clients not reading a 16 MiB file |",
+        "|---|---|---:|---:|",
+    ]
+    for m in memories:
+        lines.append(f"| slow readers | {m.server} | {m.rss_mib:.0f} MB | **{m.peak_mib:.0f} MB** |")
+    return "\n".join(lines)
 
 
 def table(results: list[Result]) -> str:
@@ -297,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         f" ({args.connections} connections): ~{budget} s"
     )
     results: list[Result] = []
+    memories: list[Memory] = []
     step = 0
 
     def record(result: Result) -> None:
@@ -316,14 +364,16 @@ def main(argv: list[str] | None = None) -> int:
         Path(tmp).chmod(0o755)
         make_data_set(data_dir)
         for mode in args.modes:
-            with running_service(mode, data_dir, args.shards) as url:
+            with running_service(mode, data_dir, args.shards) as (url, pid):
                 for endpoint in ENDPOINTS:
                     record(measure(mode, url, endpoint, args))
+                memories.append(measure_memory(mode, url, pid))
+                print(f"        {mode:9s} peak RSS {memories[-1].peak_mib:.0f} MB with {SLOW_READERS} slow readers")
         if not args.no_nginx:
             with running_nginx(data_dir) as url:
                 record(measure("nginx", url, ENDPOINTS[0], args))
 
-    report = table(results)
+    report = table(results) + "\n\n" + memory_table(memories)
     print()
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
