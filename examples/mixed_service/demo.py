@@ -220,9 +220,11 @@ def measure(server: str, url: str, endpoint: Endpoint, args: argparse.Namespace)
 
 
 def measure_memory(server: str, url: str, pid: int) -> Memory:
-    """32 clients ask for the 16 MiB file and never read; the service's RSS and peak RSS after 2 s."""
+    """32 clients ask for the 16 MiB file and never read; the service's RSS, and its peak RSS over the 2 s
+    they wait (the peak is reset first through /proc/PID/clear_refs, so the load before does not count)."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     rss = _status_mib(pid, "VmRSS")
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (root, or the service's own user)
     clients = []
     try:
         for _ in range(SLOW_READERS):

@@ -136,35 +136,40 @@ class _SpargioReader:
         await self._file.close()
 
 
+DIGESTS_PER_SHARD: Final = 4  # hashing is CPU-bound: more at once per shard adds buffers, not speed
+
+
 async def _digest_on_shard(path: str) -> str:
-    buffers = _read_buffers()
-    buffer = buffers.pop() if buffers else bytearray(DIGEST_CHUNK)
-    view = memoryview(buffer)
-    digest = hashlib.sha256()
-    async with spargio.fs.open(path, "rb", buffering=0) as f:
-        while n := await f.readinto(buffer):
-            digest.update(view[:n])
-    # Back to the pool only after a clean finish: a read cancelled mid-flight
-    # may still be writing into its buffer until its CQE arrives.
-    buffers.append(buffer)
+    slots, buffers = _shard_digest_state()
+    async with slots:  # at most DIGESTS_PER_SHARD buffers in use on this shard
+        buffer = buffers.pop() if buffers else bytearray(DIGEST_CHUNK)
+        view = memoryview(buffer)
+        digest = hashlib.sha256()
+        async with spargio.fs.open(path, "rb", buffering=0) as f:
+            while n := await f.readinto(buffer):
+                digest.update(view[:n])
+        # Back to the pool only after a clean finish: a read cancelled mid-flight
+        # may still be writing into its buffer until its CQE arrives.
+        buffers.append(buffer)
     return digest.hexdigest()
 
 
 _shard_local = threading.local()
 
 
-def _read_buffers() -> list[bytearray]:
-    """This shard's spare read buffers.
+def _shard_digest_state() -> tuple[asyncio.Semaphore, list[bytearray]]:
+    """This shard's digest slots and spare read buffers (as many as slots, at most).
 
-    Reusing them matters: a fresh 1 MiB buffer per read costs page faults on
-    every read (and TLB shootdowns when it is unmapped), which halved the
-    digest rate in measurement.
+    Reusing buffers matters: a fresh 1 MiB buffer per read costs page faults
+    on every read (and TLB shootdowns when it is unmapped), which halved the
+    digest rate in measurement.  The slots bound them: 32 digests at once
+    used to leave 32 MiB of spare buffers behind for good.
     """
     try:
-        buffers: list[bytearray] = _shard_local.buffers
+        state: tuple[asyncio.Semaphore, list[bytearray]] = _shard_local.digest_state
     except AttributeError:
-        buffers = _shard_local.buffers = []
-    return buffers
+        state = _shard_local.digest_state = (asyncio.Semaphore(DIGESTS_PER_SHARD), [])
+    return state
 
 
 class _ExecutorStore:
