@@ -22,6 +22,51 @@ from ._file import (
 from ._file import (
     open as open,
 )
+from ._namespace import (
+    abspath as abspath,
+)
+from ._namespace import (
+    access as access,
+)
+from ._namespace import (
+    getatime as getatime,
+)
+from ._namespace import (
+    getctime as getctime,
+)
+from ._namespace import (
+    getcwd as getcwd,
+)
+from ._namespace import (
+    getmtime as getmtime,
+)
+from ._namespace import (
+    islink as islink,
+)
+from ._namespace import (
+    ismount as ismount,
+)
+from ._namespace import (
+    removedirs as removedirs,
+)
+from ._namespace import (
+    renames as renames,
+)
+from ._namespace import (
+    samefile as samefile,
+)
+from ._namespace import (
+    sameopenfile as sameopenfile,
+)
+from ._namespace import (
+    sendfile as sendfile,
+)
+from ._namespace import (
+    statvfs as statvfs,
+)
+from ._namespace import (
+    wrap as wrap,
+)
 from ._path import Path as Path
 from ._paths import (
     chmod as chmod,
@@ -103,13 +148,21 @@ __all__ = [
     "AsyncFile",
     "AsyncTextFile",
     "Path",
+    "abspath",
+    "access",
     "aligned_buffer",
     "chmod",
     "copyfile",
     "exists",
+    "getatime",
+    "getctime",
+    "getcwd",
+    "getmtime",
     "getsize",
     "isdir",
     "isfile",
+    "islink",
+    "ismount",
     "link",
     "listdir",
     "lstat",
@@ -122,13 +175,20 @@ __all__ = [
     "readlink",
     "realpath",
     "remove",
+    "removedirs",
     "rename",
+    "renames",
     "replace",
     "rmdir",
+    "samefile",
+    "sameopenfile",
     "scandir",
+    "sendfile",
     "stat",
+    "statvfs",
     "symlink",
     "unlink",
+    "wrap",
     "write_bytes",
     "write_many",
     "write_text",

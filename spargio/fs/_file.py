@@ -43,7 +43,7 @@ from . import _args
 from ._args import MAX_CHUNK, check_length, check_offset, data_view
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Callable, Iterable
     from types import TracebackType
 
 __all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "read_exact", "write_all"]
@@ -688,6 +688,7 @@ def open(
     errors: str | None = None,
     newline: str | None = None,
     closefd: bool = True,
+    opener: Callable[[Any, int], int] | None = None,
     *,
     flags: int = 0,
     perms: int = 0o666,
@@ -702,6 +703,8 @@ def open(
     :param flags: extra ``os.O_*`` flags, e.g. ``os.O_DIRECT`` (reads and writes
         are then staged through 4096-aligned memory; offsets and sizes must be
         multiples of the device's block size).
+    :param opener: as the builtin's: ``opener(file, flags)`` returns an open fd
+        (it runs on spargio's blocking pool: it is the caller's code and may block).
     :param perms: permission bits for a created file (before the umask).
     :return: an `AsyncFile` (binary modes) or `AsyncTextFile` (text modes).
     :raises OSError: as the builtin `open` (``FileNotFoundError``, ...).
@@ -717,9 +720,12 @@ def open(
     async def opening() -> AsyncFile | AsyncTextFile:
         if isinstance(file, int) and not isinstance(file, bool):
             fd, name, flags_now = file, file, _fd_flags(file, all_flags)
+        elif not closefd:
+            raise ValueError("Cannot use closefd=False with file name")
+        elif opener is not None:
+            fd = await _run_opener(opener, file, all_flags | os.O_CLOEXEC)
+            name, flags_now = file, _fd_flags(fd, all_flags)
         else:
-            if not closefd:
-                raise ValueError("Cannot use closefd=False with file name")
             fd = await current_io().open(_args.fspath_bytes(file), all_flags, perms)
             name, flags_now = file, all_flags
         try:
@@ -739,6 +745,25 @@ def open(
         return AsyncTextFile(raw, encoding=encoding, errors=errors, newline=newline)
 
     return OpenCall(opening())
+
+
+async def _run_opener(opener: Callable[[Any, int], int], file: Any, flags: int) -> int:
+    """``opener(file, flags)`` on the blocking pool; if the caller is cancelled meanwhile,
+    the fd it returns later is closed."""
+    call = asyncio.ensure_future(current_io().run_blocking(opener, file, flags))
+    try:
+        fd = await asyncio.shield(call)
+    except asyncio.CancelledError:
+        call.add_done_callback(_close_orphaned_fd)
+        raise
+    if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
+        raise ValueError(f"opener returned {fd!r}, not an open fd")
+    return fd
+
+
+def _close_orphaned_fd(call: asyncio.Future[Any]) -> None:
+    if not call.cancelled() and call.exception() is None and isinstance(call.result(), int):
+        os.close(call.result())
 
 
 def _fd_flags(fd: int, requested: int) -> int:

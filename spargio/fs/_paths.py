@@ -285,15 +285,46 @@ async def listdir(path: Any = ".") -> list[Any]:
     return result
 
 
-async def scandir(path: Any = ".") -> list[os.DirEntry[Any]]:
-    """``os.scandir``, fully read into a list (thread: no getdents opcode)."""
+class ScandirIterator:
+    """What `scandir` returns: ``os.scandir``'s iterator shape (``next``, ``for``, ``with``,
+    ``close``) over entries already read, so iterating never blocks the loop."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: list[os.DirEntry[Any]]) -> None:
+        self._entries = iter(entries)
+
+    def __iter__(self) -> ScandirIterator:
+        return self
+
+    def __next__(self) -> os.DirEntry[Any]:
+        return next(self._entries)
+
+    def close(self) -> None:
+        self._entries = iter(())
+
+    def __enter__(self) -> ScandirIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def scandir(path: Any = ".") -> ScandirIterator:
+    """``os.scandir``, read to the end on the blocking pool (io_uring has no getdents opcode).
+
+    The entries' cached ``stat``/``is_dir`` answers come from that read; a
+    call that needs a fresh ``stat`` (an entry's ``stat()`` on a filesystem
+    without d_type, ``follow_symlinks``) makes it on the calling thread, as
+    ``os.DirEntry`` does.
+    """
 
     def scan() -> list[os.DirEntry[Any]]:
         with os.scandir(path) as it:
             return list(it)
 
-    result: list[os.DirEntry[Any]] = await current_io().run_blocking(scan)
-    return result
+    entries: list[os.DirEntry[Any]] = await current_io().run_blocking(scan)
+    return ScandirIterator(entries)
 
 
 async def readlink(path: Any) -> Any:
