@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-MODULES = ["spargio", "spargio.fs", "spargio.testing"]
+MODULES = ["spargio", "spargio.aiofiles", "spargio.aiofiles.os", "spargio.aiofiles.ospath", "spargio.fs", "spargio.testing"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,36 +8,8 @@ objects (spargio's writes reach the file before ``flush()``); see the README.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from ..fs._file import OpenCall
-from ..fs._file import open as _open
 from . import os as os
 from . import ospath as ospath
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from ._open import open as open
 
 __all__ = ["open", "os", "ospath"]
-
-
-def open(
-    file: Any,
-    mode: str = "r",
-    buffering: int = -1,
-    encoding: str | None = None,
-    errors: str | None = None,
-    newline: str | None = None,
-    closefd: bool = True,
-    opener: Callable[[Any, int], int] | None = None,
-    *,
-    loop: object = None,
-    executor: object = None,
-) -> OpenCall:
-    """``aiofiles.open``: ``await`` it or use it with ``async with``; the file is spargio's
-    `AsyncFile` (binary) or `AsyncTextFile` (text), on the running loop's io_uring.
-
-    ``loop=`` and ``executor=`` are accepted as aiofiles accepts them and unused: spargio
-    does the I/O on the running loop's ring.  ``opener`` runs on spargio's blocking pool.
-    """
-    return _open(file, mode, buffering, encoding, errors, newline, closefd, opener)
