@@ -54,3 +54,62 @@ async def test_os_functions_take_loop_and_executor_and_answer_as_aiofiles(tmp_pa
         assert next(entries).name == "g"
     wrapped = aiofiles.os.wrap(sum)
     assert await wrapped([1, 2, 3], loop=loop) == 6
+
+
+async def test_temporary_file_is_unnamed_and_gone_when_closed(tmp_path) -> None:
+    before = set(os.listdir(tmp_path))
+    async with aiofiles.tempfile.TemporaryFile(dir=tmp_path) as f:
+        await f.write(b"scratch")
+        await f.seek(0)
+        assert await f.read() == b"scratch"
+        assert set(os.listdir(tmp_path)) == before  # O_TMPFILE: no name at all
+        fd = f.fileno()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    async with aiofiles.tempfile.TemporaryFile("w+", dir=tmp_path) as t:
+        await t.write("text")
+        await t.seek(0)
+        assert await t.read() == "text"
+
+
+@pytest.mark.parametrize("mode", ["w+b", "w+"])
+async def test_named_temporary_file_has_a_name_and_is_removed_on_close(tmp_path, mode) -> None:
+    async with aiofiles.tempfile.NamedTemporaryFile(mode, dir=tmp_path, prefix="p-", suffix=".s") as f:
+        name = f.name
+        assert os.path.dirname(name) == str(tmp_path)
+        assert os.path.basename(name).startswith("p-") and name.endswith(".s")
+        await f.write(b"seen by others" if "b" in mode else "seen by others")
+        await f.flush()
+        with open(name, "rb") as other:
+            assert other.read() == b"seen by others"
+    assert not os.path.exists(name)
+
+
+async def test_named_temporary_file_delete_options(tmp_path) -> None:
+    async with aiofiles.tempfile.NamedTemporaryFile(dir=tmp_path, delete=False) as f:
+        kept = f.name
+    assert os.path.exists(kept)
+    async with aiofiles.tempfile.NamedTemporaryFile(dir=tmp_path, delete_on_close=False) as f:
+        name = f.name
+        await f.close()
+        assert os.path.exists(name), "delete_on_close=False: kept until the with ends"
+    assert not os.path.exists(name)
+    f = await aiofiles.tempfile.NamedTemporaryFile(dir=tmp_path)
+    name = f.name
+    await f.close()
+    assert not os.path.exists(name)
+    os.unlink(kept)
+
+
+async def test_temporary_directory_as_context_and_awaited(tmp_path) -> None:
+    async with aiofiles.tempfile.TemporaryDirectory(dir=tmp_path, prefix="d-") as name:
+        assert isinstance(name, str) and os.path.isdir(name) and os.path.basename(name).startswith("d-")
+        os.makedirs(os.path.join(name, "a", "b"))
+        open(os.path.join(name, "a", "f"), "wb").close()
+    assert not os.path.exists(name)
+    directory = await aiofiles.tempfile.TemporaryDirectory(dir=tmp_path)
+    assert os.path.isdir(directory.name)
+    kept = directory.name
+    await directory.cleanup()
+    await directory.cleanup()
+    assert not os.path.exists(kept)

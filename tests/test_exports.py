@@ -7,7 +7,15 @@ import types
 
 import pytest
 
-MODULES = ["spargio", "spargio.aiofiles", "spargio.aiofiles.os", "spargio.aiofiles.ospath", "spargio.fs", "spargio.testing"]
+MODULES = [
+    "spargio",
+    "spargio.aiofiles",
+    "spargio.aiofiles.os",
+    "spargio.aiofiles.ospath",
+    "spargio.aiofiles.tempfile",
+    "spargio.fs",
+    "spargio.testing",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
