@@ -113,3 +113,44 @@ async def test_temporary_directory_as_context_and_awaited(tmp_path) -> None:
     await directory.cleanup()
     await directory.cleanup()
     assert not os.path.exists(kept)
+
+
+@pytest.mark.parametrize("mode", ["w+b", "w+"])
+async def test_spooled_file_rolls_over_to_disk_past_max_size(tmp_path, mode) -> None:
+    one = b"0123456789" if "b" in mode else "0123456789"
+    async with aiofiles.tempfile.SpooledTemporaryFile(max_size=15, mode=mode, dir=tmp_path, encoding=None) as f:
+        await f.write(one)
+        assert not f.rolled and f.name is None
+        await f.write(one)  # 20 > 15: on disk now, at the same position
+        assert f.rolled and isinstance(await f.fileno(), int)
+        assert await f.tell() == 20
+        await f.write(one)
+        await f.seek(0)
+        assert await f.read() == one * 3
+    assert f.closed
+
+
+async def test_spooled_file_in_memory_behaves_as_the_stdlib_s() -> None:
+    import tempfile
+
+    async with aiofiles.tempfile.SpooledTemporaryFile(mode="w+", newline=None) as mine:
+        with tempfile.SpooledTemporaryFile(mode="w+", newline=None) as theirs:
+            for f in (mine, theirs):
+                if f is mine:
+                    await f.write("a\r\nb\nc")
+                    await f.seek(0)
+                    assert f.newlines is None
+                    lines = [line async for line in f]
+                    newlines = f.newlines
+                else:
+                    f.write("a\r\nb\nc")
+                    f.seek(0)
+                    expected, expected_newlines = list(f), f.newlines
+    assert (lines, newlines) == (expected, expected_newlines)
+    assert not mine.rolled  # max_size=0: never on its own
+    rolled = await aiofiles.tempfile.SpooledTemporaryFile()
+    await rolled.write(b"x")
+    await rolled.rollover()
+    await rolled.seek(0)
+    assert await rolled.read() == b"x"
+    await rolled.close()

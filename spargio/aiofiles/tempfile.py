@@ -10,11 +10,12 @@ under a random name) and removes the file when it is closed, or when its
 pool.  Every file is a spargio `AsyncFile` (or `AsyncTextFile`).
 
 ``loop=`` and ``executor=`` are accepted as aiofiles accepts them and unused.
-``SpooledTemporaryFile`` is not here yet.
+`SpooledTemporaryFile` keeps its data in memory (its methods run inline)
+until it grows past ``max_size``, then rolls over to a `TemporaryFile`.
 """
 
 from __future__ import annotations
 
-from ._tempfile import NamedTemporaryFile, TemporaryDirectory, TemporaryFile
+from ._tempfile import NamedTemporaryFile, SpooledTemporaryFile, TemporaryDirectory, TemporaryFile
 
-__all__ = ["NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile"]
+__all__ = ["NamedTemporaryFile", "SpooledTemporaryFile", "TemporaryDirectory", "TemporaryFile"]
