@@ -127,7 +127,9 @@ class GuardedRequestHandler(web.RequestHandler):
     def _idle_too_long(self) -> None:
         self._idle_timer = None
         if self.transport is not None and not self._requests_under_way:
-            self._guard.rejects.note(_peer(self.transport), 408, "idle or too slow to send a request; closed")
+            # Idle keep-alive connections end this way every day: counted, not warned about.
+            self._guard.idle_closed += 1
+            log.debug("closed an idle connection from %s", _peer(self.transport))
             self.transport.close()
 
     def handle_error(
@@ -184,6 +186,7 @@ class Guard:
         self.max_connections = max_connections
         self.handler_args = handler_args
         self.open_connections = 0
+        self.idle_closed = 0  # connections closed for idling past idle_timeout (or trickling a request)
         self.rejects = RejectLog()
 
     def __call__(self) -> asyncio.Protocol:
