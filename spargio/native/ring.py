@@ -245,7 +245,7 @@ def stat_result_from_statx(buf: Buffer) -> os.stat_result:
     return os.stat_result(
         (
             mode, ino, dev, nlink, uid, gid, size, a_s, m_s, c_s,
-            a_total / 1e9, m_total / 1e9, c_total / 1e9,
+            a_s + a_ns * 1e-9, m_s + m_ns * 1e-9, c_s + c_ns * 1e-9,  # CPython's own formula, to the last bit
             a_total, m_total, c_total,
             blksize, blocks, rdev,
         )

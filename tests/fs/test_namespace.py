@@ -152,3 +152,18 @@ async def test_open_with_an_opener(tmp_path):
     assert calls[0][1] & os.O_CLOEXEC
     with pytest.raises(ValueError, match="not an open fd"):
         await fs.open(path, "rb", opener=lambda name, flags: -1)
+
+
+async def test_stat_times_are_os_stat_s_to_the_last_bit(tmp_path):
+    """The float times are CPython's ``sec + nsec * 1e-9``, not ``(sec * 1e9 + nsec) / 1e9``."""
+    import random
+
+    path = tmp_path / "t"
+    path.write_bytes(b"")
+    rng = random.Random(16)
+    for _ in range(300):
+        ns = rng.randrange(4_000_000_000 * 10**9)
+        os.utime(path, ns=(ns, ns + rng.randrange(10**9)))
+        mine, theirs = await fs.stat(path), os.stat(path)
+        assert (mine.st_atime, mine.st_mtime, mine.st_ctime) == (theirs.st_atime, theirs.st_mtime, theirs.st_ctime)
+        assert (mine.st_atime_ns, mine.st_mtime_ns) == (theirs.st_atime_ns, theirs.st_mtime_ns)
