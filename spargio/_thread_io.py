@@ -151,14 +151,14 @@ class _PendingOpen:
         self._ended = self._orphaned = False
 
     def ended(self, job: Future[int]) -> None:
-        with self._io._open_lock:
+        with self._io._calls.lock:
             self._ended = True
             orphaned = self._orphaned
         if orphaned:
             self._release(job)
 
     def orphan(self, job: Future[int]) -> None:
-        with self._io._open_lock:
+        with self._io._calls.lock:
             self._orphaned = True
             ended = self._ended
         if ended:
@@ -184,7 +184,6 @@ class ThreadIO:
         self._loop_ref = weakref.ref(loop)
         self._readiness = Readiness(loop)
         self._calls = PoolCalls()  # pool calls, and stream ops waiting for readiness
-        self._open_lock = self._calls.lock
         self.closed = False
 
     @property
