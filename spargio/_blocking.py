@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Future
 
-__all__ = ["PoolCalls", "executor"]
+__all__ = ["PoolCalls", "executor", "limited"]
 
 T = TypeVar("T")
 
@@ -49,6 +49,16 @@ def executor() -> ThreadPoolExecutor:
                 _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spargio-blocking")
                 _executor_pid = pid
     return _executor
+
+
+async def limited(limiter: Any, call: Callable[..., Any], *args: Any) -> Any:
+    """``await call(*args)``, holding ``limiter`` (anyio's ``CapacityLimiter``, or any
+    async context manager) around it if one is given: anyio's ``limiter=``, for the
+    calls that take a pool thread."""
+    if limiter is None:
+        return await call(*args)
+    async with limiter:
+        return await call(*args)
 
 
 class PoolCalls:

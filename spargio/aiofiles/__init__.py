@@ -1,10 +1,10 @@
 """``aiofiles``' names on spargio's native I/O: ``import spargio.aiofiles as aiofiles``.
 
-Done so far: `open` (aiofiles' signature), `os` and `os.path` (every public
-name of ``aiofiles.os`` and ``aiofiles.ospath``), and ``tempfile`` but for
-``SpooledTemporaryFile``.  Not yet: the stdin/stdout/stderr wrappers, and
-``io``'s buffered-write semantics in the file objects (spargio's writes reach
-the file before ``flush()``); see the README.
+`open` (aiofiles' signature and file objects, on the loop's ring), `os` and
+`os.path` (every public name of ``aiofiles.os`` and ``aiofiles.ospath``),
+`tempfile`, `threadpool` (``open``, ``wrap``) and the stdio wrappers
+(`stdin`, `stdout`, `stderr` and their ``_bytes`` forms).  The differences
+that remain are in the README's migration section.
 """
 
 from __future__ import annotations
@@ -12,6 +12,25 @@ from __future__ import annotations
 from . import os as os
 from . import ospath as ospath
 from . import tempfile as tempfile
+from . import threadpool as threadpool
 from ._open import open as open
+from ._stdio import stderr as stderr
+from ._stdio import stderr_bytes as stderr_bytes
+from ._stdio import stdin as stdin
+from ._stdio import stdin_bytes as stdin_bytes
+from ._stdio import stdout as stdout
+from ._stdio import stdout_bytes as stdout_bytes
 
-__all__ = ["open", "os", "ospath", "tempfile"]
+__all__ = [
+    "open",
+    "os",
+    "ospath",
+    "stderr",
+    "stderr_bytes",
+    "stdin",
+    "stdin_bytes",
+    "stdout",
+    "stdout_bytes",
+    "tempfile",
+    "threadpool",
+]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._backend import current_io
 from ..fs._args import fspath_bytes
 from ..fs._file import AsyncFile, AsyncTextFile, OpenCall, _mode_flags
+from ._files import AiofilesBinaryFile, AiofilesTextFile
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -46,7 +47,7 @@ def TemporaryFile(
                 raise
             fd, name = await io.run_blocking(_tempfile.mkstemp, suffix, prefix, directory)
             await io.unlink(fspath_bytes(name))
-        return _wrap(fd, fd, mode, encoding, newline, remove_on_close=None, delete=True)
+        return _wrap(fd, fd, mode, buffering, encoding, newline, remove_on_close=None, delete=True)
 
     return OpenCall(opening())
 
@@ -72,7 +73,7 @@ def NamedTemporaryFile(
         io = current_io()
         fd, name = await io.run_blocking(_tempfile.mkstemp, suffix, prefix, await _directory(dir))
         remove_on_close = name if delete and delete_on_close else None
-        return _wrap(fd, name, mode, encoding, newline, remove_on_close=remove_on_close, delete=delete)
+        return _wrap(fd, name, mode, buffering, encoding, newline, remove_on_close=remove_on_close, delete=delete)
 
     return _NamedOpenCall(opening(), delete and not delete_on_close)
 
@@ -90,7 +91,7 @@ class _NamedOpenCall(OpenCall):
             await _unlink_if_there(self._file.name)
 
 
-class _DeletedOnClose(AsyncFile):
+class _DeletedOnClose(AiofilesBinaryFile):
     """A temporary file's binary file: closing it removes its name too (if it has one to remove)."""
 
     delete = True  # the stdlib's attribute: whether the file goes away
@@ -103,7 +104,7 @@ class _DeletedOnClose(AsyncFile):
             await _unlink_if_there(self._remove_on_close)
 
 
-class _TemporaryText(AsyncTextFile):
+class _TemporaryText(AiofilesTextFile):
     """A temporary file in text mode."""
 
     @property
@@ -115,6 +116,7 @@ def _wrap(
     fd: int,
     name: Any,
     mode: str,
+    buffering: int,
     encoding: str | None,
     newline: str | None,
     *,
@@ -123,7 +125,13 @@ def _wrap(
 ) -> AsyncFile | AsyncTextFile:
     flags, binary = _mode_flags(mode)
     try:
-        raw = _DeletedOnClose(fd, name=name, mode=mode.replace("t", "") if binary else mode, flags=flags & ~os.O_TRUNC)
+        raw = _DeletedOnClose(
+            fd,
+            name=name,
+            mode=mode.replace("t", "") if binary else mode,
+            flags=flags & ~os.O_TRUNC,
+            buffering=-1 if buffering == 1 else buffering,
+        )
     except BaseException:
         os.close(fd)
         raise
@@ -131,7 +139,7 @@ def _wrap(
     raw.delete = delete
     if binary:
         return raw
-    return _TemporaryText(raw, encoding=encoding, errors=None, newline=newline)
+    return _TemporaryText(raw, encoding=encoding, errors=None, newline=newline, line_buffering=buffering == 1)
 
 
 async def _unlink_if_there(name: Any) -> None:

@@ -27,26 +27,28 @@ unknown: the bytes may or may not be in the file.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import errno
 import fcntl
 import io
 import mmap
 import os
 import stat as _stat
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from .. import _limits
 from .._backend import current_io
+from .._blocking import limited
 from .._limits import MAX_OFFSET, READ_GUESS
 from . import _args
 from ._args import MAX_CHUNK, check_length, check_offset, data_view
+from ._text import AsyncTextFile
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable
     from types import TracebackType
 
-__all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "read_exact", "write_all"]
+__all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "open_as", "read_exact", "write_all"]
 
 _MAX_OFFSET = MAX_OFFSET
 _LINE_CHUNK = 64 * 1024
@@ -112,6 +114,12 @@ class AsyncFile:
     Use it as ``async with await spargio.fs.open(...) as f`` or
     ``async with spargio.fs.open(...) as f``.  Reads and writes go through the
     running loop's io_uring (or the thread backend).
+
+    It behaves as ``io.BufferedReader``/``BufferedWriter``/``BufferedRandom``
+    (``buffering=0``: as the unbuffered ``io.FileIO``): writes smaller than the
+    buffer wait in it until it fills, `flush`, a read, a seek or `close`;
+    ``read(n)`` returns ``n`` bytes unless EOF comes first, `read1` does at
+    most one op.  Positioned calls (`read_at`, `write_at`) flush first.
     """
 
     def __init__(
@@ -122,6 +130,7 @@ class AsyncFile:
         mode: str,
         flags: int,
         closefd: bool = True,
+        buffering: int = -1,
     ) -> None:
         st = os.fstat(fd)
         if _stat.S_ISDIR(st.st_mode):  # open(2) takes a directory O_RDONLY; the builtin refuses it
@@ -140,7 +149,18 @@ class AsyncFile:
         if self._append and self._seekable:
             self._pos = st.st_size
         self._ahead = b""
+        # Buffered writes not yet in the file.  On a seekable file (not
+        # appending) they belong at [_pos - len(_pending), _pos).
+        self._pending = bytearray()
+        if buffering < 0:
+            buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
+        elif buffering == 1:
+            buffering = io.DEFAULT_BUFFER_SIZE  # line buffering is a text-mode thing, as in io
+        self._buffer_size = 0 if self._direct else buffering
         self._closed = False
+        self._detached: str | None = None  # why the file is unusable, once detached
+        self._raw: AsyncFile | None = None
+        self.limiter: Any = None
 
     # -- state -----------------------------------------------------------
 
@@ -157,22 +177,58 @@ class AsyncFile:
         return self._fd
 
     def readable(self) -> bool:
+        self._check_open()
         return self._readable
 
     def writable(self) -> bool:
+        self._check_open()
         return self._writable
 
     def seekable(self) -> bool:
+        self._check_open()
         return self._seekable
+
+    def isatty(self) -> bool:
+        """Whether the fd is a terminal (one ioctl, done inline)."""
+        self._check_open()
+        return os.isatty(self._fd)
+
+    @property
+    def buffer_size(self) -> int:
+        """The write buffer's size and the read-ahead's least read (0: unbuffered)."""
+        return self._buffer_size
 
     @property
     def direct(self) -> bool:
         """Whether the file was opened with O_DIRECT (buffers are then aligned for you)."""
         return self._direct
 
+    @property
+    def raw(self) -> AsyncFile:
+        """The unbuffered file under this one: itself if ``buffering=0``, else an unbuffered
+        `AsyncFile` on the same fd (which does not close it), positioned where this file's
+        I/O has reached in the file (its pending writes and read-ahead aside)."""
+        if not self._buffer_size:
+            return self
+        if self._raw is None or self._raw.closed:
+            raw = AsyncFile.__new__(AsyncFile)
+            raw.__dict__.update(self.__dict__)
+            raw._closefd, raw._buffer_size, raw._pending, raw._ahead, raw._raw = False, 0, bytearray(), b"", None
+            raw._pos = self._pos - len(self._pending) + len(self._ahead)
+            self._raw = raw
+        return self._raw
+
+    @property
+    def wrapped(self) -> io.FileIO:
+        """anyio's ``wrapped``: a synchronous ``io.FileIO`` on the same fd (it does not close
+        it), for code that wants a plain file object.  Its calls block; its position is the
+        kernel's, which spargio's positioned I/O does not move."""
+        self._check_open()
+        return io.FileIO(self._fd, self.mode.replace("b", "") or "r", closefd=False)
+
     def _check_open(self) -> None:
         if self._closed:
-            raise ValueError("I/O operation on closed file")
+            raise ValueError(self._detached or "I/O operation on closed file")
 
     def _check_readable(self) -> None:
         self._check_open()
@@ -197,58 +253,156 @@ class AsyncFile:
         return data
 
     # Reads that need an op as well as the read-ahead take the read-ahead only
-    # once the op has completed, so a cancelled read consumed nothing.
+    # once the op has completed, so a cancelled read consumed nothing.  On a
+    # seekable file, a read first writes out pending writes (its bytes may be
+    # among them), as io.BufferedRandom does; on a stream the two directions
+    # are independent.
 
     # -- reading ---------------------------------------------------------
 
-    async def read(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes (all, to EOF, if ``size`` is negative or omitted).
+    async def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all, to EOF, if ``size`` is negative or None).
+
+        Buffered (the default), ``read(n)`` returns ``n`` bytes unless EOF comes first,
+        also from a pipe or socket; unbuffered, it does one op, as ``io.FileIO``.
 
         :return: ``b""`` at EOF.
         """
         self._check_readable()
-        if isinstance(size, bool) or not isinstance(size, int):
+        if size is None:
+            size = -1
+        elif isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"size must be an int, not {type(size).__name__}")
+        if self._pending and self._seekable:
+            await self._write_pending()
         if size < 0:
             rest = await current_io().read_all(self._fd, self._read_offset(), self._direct)
             head = self._take_ahead(len(self._ahead))
             self._pos += len(rest)
             return head + rest
+        if not self._seekable:
+            if not self._buffer_size:
+                return self._take_ahead(size) if self._ahead else await self._read_op(size)
+            return await self._read_stream(size)
+        return await self._read_positioned(size)
+
+    async def _read_positioned(self, size: int) -> bytes:
         if self._ahead:
-            if len(self._ahead) >= size or not self._seekable:
+            if len(self._ahead) >= size:
                 return self._take_ahead(size)
             rest = await read_exact(self._fd, size - len(self._ahead), self._read_offset(), direct=self._direct)
             head = self._take_ahead(size)
             self._pos += len(rest)
             return head + rest
-        data = await read_exact(self._fd, size, self._read_offset(), direct=self._direct)
+        if size < self._buffer_size:  # one buffer-sized read; the rest waits in the read-ahead
+            data = await current_io().read(self._fd, self._buffer_size, self._pos, False)
+            self._ahead = data[size:]
+            self._pos += min(size, len(data))
+            return data[:size]
+        data = await read_exact(self._fd, size, self._pos, direct=self._direct)
         self._pos += len(data)
         return data
 
+    async def _read_op(self, size: int) -> bytes:
+        data = await current_io().read(self._fd, check_length(size), self._read_offset(), self._direct)
+        self._pos += len(data)
+        return data
+
+    async def _fill_ahead(self, size: int) -> bool:
+        """One read of ``size`` bytes onto the end of the read-ahead; False at EOF."""
+        data = await current_io().read(self._fd, size, self._read_offset(), self._direct)
+        self._ahead += data
+        return bool(data)
+
+    async def _read_stream(self, size: int) -> bytes:
+        """A stream's ``read(size)``: until ``size`` bytes or EOF.  Each op's bytes go
+        straight into the read-ahead, so a cancelled read loses nothing already read."""
+        while len(self._ahead) < size:
+            chunk = await current_io().read(self._fd, max(size - len(self._ahead), self._buffer_size), -1, False)
+            if not chunk:
+                break
+            self._ahead += chunk
+        return self._take_ahead(size)
+
+    async def readall(self) -> bytes:
+        """Read to EOF (``read()``)."""
+        return await self.read(-1)
+
     async def read1(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes with at most one op (64 KiB if ``size`` < 0)."""
+        """Read up to ``size`` bytes with at most one op: the read-ahead if there is
+        any, else one read (of the buffer's size if ``size`` is negative)."""
         self._check_readable()
         if self._ahead:
             return self._take_ahead(len(self._ahead) if size < 0 else size)
-        data = await current_io().read(
-            self._fd, READ_GUESS if size < 0 else check_length(size), self._read_offset(), self._direct
-        )
-        self._pos += len(data)
-        return data
+        if self._pending and self._seekable:
+            await self._write_pending()
+        return await self._read_op((self._buffer_size or READ_GUESS) if size < 0 else size)
+
+    async def peek(self, size: int = 0) -> bytes:
+        """The bytes a read would return next, without consuming them: the read-ahead,
+        filled by one read if it is empty (``b""`` only at EOF)."""
+        self._check_readable()
+        if not self._ahead:
+            if self._pending and self._seekable:
+                await self._write_pending()
+            want = self._buffer_size or max(size, 1)
+            self._ahead = await current_io().read(self._fd, want, self._read_offset(), self._direct)
+        return self._ahead
 
     async def readinto(self, buffer: Any) -> int:
         """Read into a writable buffer (``bytearray``, ``memoryview``, numpy array...).
 
-        The buffer is locked (cannot be resized) while the op is in flight.
+        Buffered, a stream is read until the buffer is full or EOF (one op for a regular
+        file, whose short read means EOF).  The buffer is locked (cannot be resized)
+        while an op is in flight.
 
         :raises TypeError: ``buffer`` is read-only, e.g. ``bytes``.
         :return: the number of bytes read; 0 at EOF.
         """
         self._check_readable()
-        view = memoryview(buffer)
-        if view.readonly:
-            raise TypeError("readinto() needs a writable buffer, not a read-only one")
-        view = view.cast("B")
+        view = _writable_view(buffer)
+        try:
+            if self._pending and self._seekable:
+                await self._write_pending()
+            if not self._seekable and self._buffer_size:
+                return await self._readinto_stream(view)
+            return await self._readinto_once(view)
+        finally:
+            view.release()  # not held by an exception's frames: the caller may resize its buffer
+
+    async def _readinto_stream(self, view: memoryview) -> int:
+        """A stream's buffered ``readinto``: until ``view`` is full or EOF.  Cancelled, the
+        bytes already in ``view`` go back to the read-ahead: the read consumed nothing."""
+        got = min(len(self._ahead), view.nbytes)
+        if got:
+            view[:got] = self._take_ahead(got)
+        try:
+            while got < view.nbytes:
+                n = await current_io().readinto(self._fd, view[got:], -1)
+                if not n:
+                    break
+                got += n
+        except BaseException:
+            self._ahead = bytes(view[:got]) + self._ahead
+            raise
+        return got
+
+    async def readinto1(self, buffer: Any) -> int:
+        """Read into ``buffer`` with at most one op."""
+        self._check_readable()
+        view = _writable_view(buffer)
+        try:
+            if self._pending and self._seekable:
+                await self._write_pending()
+            if self._ahead:
+                got = min(len(self._ahead), view.nbytes)
+                view[:got] = self._take_ahead(got)
+                return got
+            return await self._readinto_once(view)
+        finally:
+            view.release()
+
+    async def _readinto_once(self, view: memoryview) -> int:
         got = 0
         if self._ahead:
             got = min(len(self._ahead), view.nbytes)
@@ -270,6 +424,8 @@ class AsyncFile:
         """
         if type(offset) is not int or offset < 0 or offset > _MAX_OFFSET:
             offset = check_offset(offset)
+        if self._pending:
+            await self._write_pending()
         if type(size) is not int or size < 0 or size > MAX_CHUNK:
             size = check_length(size)
             if size > MAX_CHUNK:
@@ -286,12 +442,19 @@ class AsyncFile:
         offset = check_offset(offset)
         self._check_readable()
         self._check_seekable("readinto_at")
+        if self._pending:
+            await self._write_pending()
         return await current_io().readinto(self._fd, buffer, offset)
 
-    async def readline(self, size: int = -1) -> bytes:
+    async def readline(self, size: int | None = -1) -> bytes:
         """Read one line, up to and including ``b"\\n"`` (or ``size`` bytes)."""
+        if size == 0 and not self._readable:
+            self._check_open()
+            return b""  # as io's: a zero-length line needs no reading
         self._check_readable()
-        limit = size if size >= 0 else None
+        if self._pending and self._seekable:
+            await self._write_pending()
+        limit = size if size is not None and size >= 0 else None
         while True:
             end = self._ahead.find(b"\n")
             if end >= 0 and (limit is None or end < limit):
@@ -303,13 +466,13 @@ class AsyncFile:
                 return self._take_ahead(len(self._ahead) if limit is None else limit)
             self._ahead += chunk
 
-    async def readlines(self, hint: int = -1) -> list[bytes]:
+    async def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines: list[bytes] = []
         total = 0
         async for line in self:
             lines.append(line)
             total += len(line)
-            if 0 < hint < total:  # as io: the lines may add up to exactly ``hint`` and go on
+            if hint is not None and 0 < hint < total:  # as io: the lines may add up to exactly ``hint`` and go on
                 break
         return lines
 
@@ -327,38 +490,84 @@ class AsyncFile:
     async def write(self, data: Any) -> int:
         """Write all of ``data`` at the file position (at the end in append mode).
 
-        Short writes are continued until every byte is written.
+        Buffered (the default), data that fits in the buffer waits there: it reaches
+        the file when the buffer fills, or on `flush`, a read, a seek or `close`.  Else
+        it is written now, with whatever was pending, in one op where it can be.
 
         :raises TypeError: ``data`` is not bytes-like.
         :return: ``len(data)`` in bytes.
 
-        If the task is cancelled while the write is in flight, the write is
-        cancelled in the kernel if it has not happened yet; whether the bytes
-        reached the file is unknown, and the position does not move.
+        If the task is cancelled while a write is in flight, the op is cancelled in
+        the kernel if it has not happened yet: whether its bytes reached the file is
+        unknown, and the position does not move.  Pending bytes of a seekable file stay
+        pending (writing them again at their offset is harmless); those of a stream or
+        an append-mode file are dropped, with a note saying so, lest they go twice.
         """
         self._check_writable()
         view = data_view(data)
-        if self._seekable and not self._append:
+        n = view.nbytes
+        positioned = self._seekable and not self._append
+        if self._seekable:
             self._ahead = b""
-            n = await write_all(self._fd, view, self._pos, direct=self._direct)
-            self._pos += n
-            return n
-        if self._append and not len(view):
+        if self._buffer_size:
+            if len(self._pending) + n <= self._buffer_size:
+                self._pending += view
+                self._pos += n
+                return n
+            if self._pending and n <= 4 * self._buffer_size:
+                # One op for the pending bytes and these: the copy costs less than an op.
+                start = self._pos - len(self._pending)
+                payload = self._pending + view
+                await self._write_out(memoryview(payload), start)
+                self._pending = bytearray()
+                if positioned:  # (an append's _write_out took the position from the kernel)
+                    self._pos += n
+                return n
+            if self._pending:
+                await self._write_pending()
+        if positioned:
+            written = await write_all(self._fd, view, self._pos, direct=self._direct)
+            self._pos += written
+            return written
+        if self._append and not n:
             return 0  # nothing written: the kernel's offset says nothing about the end of the file
-        n = await write_all(self._fd, view, -1, direct=self._direct)
+        return await self._write_out(view, -1)
+
+    async def _write_out(self, view: memoryview, start: int) -> int:
+        """Write ``view`` (pending bytes first, perhaps) at ``start`` (-1 where the kernel's
+        position or O_APPEND decides); on a stream or an append file, cancelled or failed,
+        the pending bytes are dropped (a retry could write them twice)."""
+        positioned = self._seekable and not self._append
+        try:
+            n = await write_all(self._fd, view, start if positioned else -1, direct=self._direct)
+        except BaseException as exc:
+            if self._pending and not positioned:
+                exc.add_note(f"spargio: {len(self._pending)} buffered bytes were dropped (their outcome is unknown)")
+                self._pending = bytearray()
+            raise
         if self._append and self._seekable:
             self._ahead = b""
             self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
         return n
 
+    async def _write_pending(self) -> None:
+        pending = self._pending
+        if pending:
+            await self._write_out(memoryview(pending), self._pos - len(pending))
+            if self._pending is pending:
+                self._pending = bytearray()
+
     async def write_at(self, offset: int, data: Any) -> int:
-        """Write all of ``data`` at ``offset`` without moving the file position.
+        """Write all of ``data`` at ``offset`` without moving the file position
+        (pending writes go first).
 
         On Linux a file opened with O_APPEND ignores ``offset`` and appends.
         """
         offset = check_offset(offset)
         self._check_writable()
         self._check_seekable("write_at")
+        if self._pending:
+            await self._write_pending()
         self._ahead = b""
         return await write_all(self._fd, data_view(data), offset, direct=self._direct)
 
@@ -367,24 +576,34 @@ class AsyncFile:
             await self.write(line)
 
     async def flush(self) -> None:
-        """Nothing to do: spargio does not buffer writes (see `fsync` for durability)."""
+        """Write the pending bytes to the file (no durability: see `fsync`).
+
+        Cancelled, see `write`: a seekable file's pending bytes stay pending.  As
+        ``io.BufferedRandom``'s, it drops a read-write file's read-ahead too."""
         self._check_open()
+        if self._pending:
+            await self._write_pending()
+        if self._writable and self._seekable:
+            self._ahead = b""
 
     async def fsync(self) -> None:
-        """Flush the file's data and metadata to the device (IORING_OP_FSYNC)."""
-        self._check_open()
+        """Flush, then the file's data and metadata to the device (IORING_OP_FSYNC)."""
+        await self.flush()
         await current_io().fsync(self._fd, False)
 
     async def fdatasync(self) -> None:
-        """Flush the file's data (and the metadata needed to read it back)."""
-        self._check_open()
+        """Flush, then the file's data (and the metadata needed to read it back)."""
+        await self.flush()
         await current_io().fsync(self._fd, True)
 
     async def truncate(self, size: int | None = None) -> int:
         """Resize the file to ``size`` bytes (default: the current position)."""
         self._check_writable()
         self._check_seekable("truncate")
-        new_size = self._pos if size is None else check_length(size)
+        if size is not None:
+            size = check_length(size)
+        await self.flush()
+        new_size = self._pos if size is None else size  # after the flush: an append moves the position
         self._ahead = b""
         await current_io().ftruncate(self._fd, new_size)
         return new_size
@@ -399,56 +618,87 @@ class AsyncFile:
     # -- position --------------------------------------------------------
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        """Move the file position; returns the new absolute position."""
+        """Move the file position (pending writes go first); returns the new absolute position."""
         self._check_open()
         self._check_seekable("seek")
         if isinstance(offset, bool) or not isinstance(offset, int):
             raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        await self.flush()
         if whence == os.SEEK_SET:
             target = offset
         elif whence == os.SEEK_CUR:
             target = self._pos + offset
-        elif whence == os.SEEK_END:
-            target = (await current_io().stat(None, self._fd)).st_size + offset
         else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if target < 0:
-            raise ValueError(f"negative seek position {target}")
+            target = (await current_io().stat(None, self._fd)).st_size + offset
+        if target < 0:  # what lseek(2) says, and so io
+            raise OSError(errno.EINVAL, f"{os.strerror(errno.EINVAL)}: negative seek position {target}")
         self._ahead = b""
         self._pos = check_offset(target)
         return self._pos
 
     async def tell(self) -> int:
-        """The file position."""
+        """The file position (counting pending writes)."""
         self._check_open()
         self._check_seekable("tell")
         return self._pos
 
     async def stat(self) -> os.stat_result:
-        """The file's status (IORING_OP_STATX on the open fd)."""
-        self._check_open()
+        """The file's status (IORING_OP_STATX on the open fd), pending writes flushed first."""
+        await self.flush()
         return await current_io().stat(None, self._fd)
 
     # -- closing ---------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the fd (IORING_OP_CLOSE).  Closing twice is a no-op.
+        """Flush, then close the fd (IORING_OP_CLOSE).  Closing twice is a no-op.
 
         A file open for writing waits for the close, whose error (EIO from a
-        network file system, say) is raised.  A read-only file's close goes
-        out with the loop's next submission and returns at once: its result
-        carries no information, and not waiting saves a loop iteration per
-        file (a GET of a small file is open, read, close).
+        network file system, say) is raised; so is the flush's, after the fd is
+        closed.  A read-only file's close goes out with the loop's next
+        submission and returns at once: its result carries no information, and
+        not waiting saves a loop iteration per file (a GET of a small file is
+        open, read, close).  Cancelled during the flush, the fd is still closed.
         """
         if self._closed:
             return
-        self._closed = True
-        self._ahead = b""
+        try:
+            if self._pending:
+                await self._write_pending()
+        except BaseException:
+            self._mark_closed()
+            if self._closefd:
+                current_io().close_fd_detached(self._fd)
+            raise
+        self._mark_closed()
         if self._closefd:
             if self._writable:
                 await current_io().close_fd(self._fd)
             else:
                 current_io().close_fd_detached(self._fd)
+
+    def _mark_closed(self) -> None:
+        self._closed = True
+        self._ahead = b""
+        self._pending = bytearray()
+
+    async def aclose(self) -> None:
+        """anyio's name for `close`."""
+        await self.close()
+
+    def detach(self) -> AsyncFile:
+        """Separate the unbuffered file from this one and return it (see `raw`); this
+        file is unusable after.  Pending writes must be flushed first (a synchronous
+        flush would block the loop), else ValueError."""
+        self._check_open()
+        if self._pending:
+            raise ValueError("detach() with buffered writes pending: await flush() first")
+        raw = self.raw
+        if raw is not self:
+            raw._closefd = self._closefd
+            self._closed, self._detached = True, "raw stream has been detached"
+        return raw
 
     async def __aenter__(self) -> AsyncFile:
         return self
@@ -458,188 +708,29 @@ class AsyncFile:
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and self._closefd:
-            # An unclosed file: release the fd so it does not leak.
+            # An unclosed file: write out what is pending (as io's finaliser flushes),
+            # then release the fd so it does not leak.
             self._closed = True
+            try:
+                if self._pending:
+                    positioned = self._seekable and not self._append
+                    if positioned:
+                        os.pwrite(self._fd, self._pending, self._pos - len(self._pending))
+                    else:
+                        os.write(self._fd, self._pending)
+            except OSError:
+                pass
             try:
                 os.close(self._fd)
             except OSError:
                 pass
 
 
-class AsyncTextFile:
-    """A text-mode file: decodes and encodes around a binary `AsyncFile`.
-
-    Newlines follow `open`'s rules: ``newline=None`` translates ``\\r\\n`` and
-    ``\\r`` to ``\\n`` when reading; any other value is used as-is.
-    `tell` works when no decoded text is buffered (after ``read()``,
-    ``write``, ``seek``), as positions of a half-decoded line are not bytes.
-    """
-
-    def __init__(self, raw: AsyncFile, *, encoding: str | None, errors: str | None, newline: str | None) -> None:
-        if newline not in (None, "", "\n", "\r", "\r\n"):
-            raise ValueError(f"illegal newline value: {newline!r}")
-        self.buffer = raw
-        self.encoding = encoding or "utf-8"
-        codecs.lookup(self.encoding)
-        self.errors = errors or "strict"
-        self._newline = newline
-        self._decoded = ""
-        self._decoder = self._new_decoder()
-        # One encoder for the file's life, as io.TextIOWrapper: a BOM-writing
-        # codec (utf-16, utf-8-sig) writes its BOM once, at position 0 only.
-        self._encoder = codecs.getincrementalencoder(self.encoding)(self.errors)
-        if raw.seekable() and raw.writable() and raw._pos != 0:
-            self._encoder.setstate(0)
-
-    def _new_decoder(self) -> Any:
-        decoder = codecs.getincrementaldecoder(self.encoding)(self.errors)
-        if self._newline is None:
-            return io.IncrementalNewlineDecoder(decoder, translate=True)
-        return decoder
-
-    def __repr__(self) -> str:
-        return f"<spargio.fs.AsyncTextFile name={self.name!r} mode={self.mode!r} encoding={self.encoding!r}>"
-
-    @property
-    def name(self) -> Any:
-        return self.buffer.name
-
-    @property
-    def mode(self) -> str:
-        return self.buffer.mode
-
-    @property
-    def closed(self) -> bool:
-        return self.buffer.closed
-
-    def fileno(self) -> int:
-        return self.buffer.fileno()
-
-    def _reset_decoder(self) -> None:
-        self._decoded = ""
-        self._decoder = self._new_decoder()
-
-    def _check_readable(self) -> None:
-        self.buffer._check_readable()
-
-    def _check_writable(self) -> None:
-        self.buffer._check_writable()
-
-    async def _fill(self) -> bool:
-        chunk = await self.buffer.read1(_LINE_CHUNK)
-        self._decoded += self._decoder.decode(chunk, final=not chunk)
-        return bool(chunk)
-
-    async def read(self, size: int = -1) -> str:
-        """Read up to ``size`` characters (all, if negative)."""
-        self._check_readable()
-        if size is None or size < 0:
-            data = await self.buffer.read()
-            text: str = self._decoded + self._decoder.decode(data, final=True)
-            self._reset_decoder()
-            return text
-        while len(self._decoded) < size and await self._fill():
-            pass
-        text, self._decoded = self._decoded[:size], self._decoded[size:]
-        return text
-
-    def _line_end(self) -> int:
-        if self._newline in (None, "\n"):
-            return self._decoded.find("\n")
-        if self._newline == "":  # \n, \r or \r\n, as io (not str.splitlines' other line ends)
-            decoded = self._decoded
-            lf, cr = decoded.find("\n"), decoded.find("\r")
-            if cr < 0 or 0 <= lf < cr:
-                return lf
-            if cr + 1 < len(decoded):
-                return cr + 1 if decoded[cr + 1] == "\n" else cr
-            return -1  # a \r last: whether \n follows is in the next chunk (at EOF, readline takes it)
-        idx = self._decoded.find(self._newline)
-        return idx + len(self._newline) - 1 if idx >= 0 else -1
-
-    async def readline(self, size: int = -1) -> str:
-        self._check_readable()
-        while True:
-            end = self._line_end()
-            if end >= 0 and (size < 0 or end < size):
-                line, self._decoded = self._decoded[: end + 1], self._decoded[end + 1 :]
-                return line
-            if 0 <= size <= len(self._decoded):
-                line, self._decoded = self._decoded[:size], self._decoded[size:]
-                return line
-            if not await self._fill():
-                line, self._decoded = self._decoded, ""
-                return line
-
-    async def readlines(self, hint: int = -1) -> list[str]:
-        lines: list[str] = []
-        async for line in self:
-            lines.append(line)
-            if 0 < hint < sum(map(len, lines)):  # as io: exactly ``hint`` goes on
-                break
-        return lines
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self
-
-    async def __anext__(self) -> str:
-        line = await self.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line
-
-    async def write(self, text: str) -> int:
-        """Encode and write ``text`` (``\\n`` becomes ``newline`` if one was given)."""
-        self._check_writable()
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if self._decoded:
-            raise io.UnsupportedOperation("write after a partial read of a text file; seek first")
-        out = text.replace("\n", self._newline) if self._newline not in (None, "", "\n") else text
-        await self.buffer.write(self._encoder.encode(out))
-        return len(text)
-
-    async def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            await self.write(line)
-
-    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._reset_decoder()
-        position = await self.buffer.seek(offset, whence)
-        if position:
-            self._encoder.setstate(0)  # not at the start: no BOM
-        else:
-            self._encoder.reset()
-        return position
-
-    async def tell(self) -> int:
-        if self._decoded:
-            raise OSError("tell() is unavailable while decoded text is buffered (after a partial read)")
-        return await self.buffer.tell()
-
-    async def truncate(self, size: int | None = None) -> int:
-        return await self.buffer.truncate(size)
-
-    async def flush(self) -> None:
-        await self.buffer.flush()
-
-    async def fsync(self) -> None:
-        await self.buffer.fsync()
-
-    async def fdatasync(self) -> None:
-        await self.buffer.fdatasync()
-
-    async def stat(self) -> os.stat_result:
-        return await self.buffer.stat()
-
-    async def close(self) -> None:
-        await self.buffer.close()
-
-    async def __aenter__(self) -> AsyncTextFile:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+def _writable_view(buffer: Any) -> memoryview:
+    view = memoryview(buffer)
+    if view.readonly:
+        raise TypeError("readinto() needs a writable buffer, not a read-only one")
+    return view.cast("B")
 
 
 def _mode_flags(mode: str) -> tuple[int, bool]:
@@ -667,11 +758,13 @@ class OpenCall:
         self._file: AsyncFile | AsyncTextFile | None = None
 
     def __await__(self) -> Any:
-        return self._opening.__await__()
+        # Awaiting it again gives the same file, as aiofiles' does.
+        if self._file is None:
+            self._file = yield from self._opening.__await__()
+        return self._file
 
     async def __aenter__(self) -> Any:
-        self._file = await self._opening
-        return self._file
+        return await self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -692,6 +785,7 @@ def open(
     *,
     flags: int = 0,
     perms: int = 0o666,
+    limiter: Any = None,
 ) -> OpenCall:
     """Open a file through io_uring (IORING_OP_OPENAT), like the builtin `open`.
 
@@ -699,22 +793,76 @@ def open(
 
     :param file: a path (str, bytes, os.PathLike) or an open fd to wrap.
     :param mode: as the builtin: ``r w a x`` with ``b``/``t`` and ``+``.
-    :param buffering: accepted for compatibility; spargio does not buffer writes.
+    :param buffering: as the builtin's: -1 (the default) buffers writes and small
+        reads in a buffer of the file's block size, ``n > 1`` in one of ``n`` bytes,
+        0 (binary only) not at all; 1 (text only) flushes at each line end.  O_DIRECT
+        files are unbuffered.
     :param flags: extra ``os.O_*`` flags, e.g. ``os.O_DIRECT`` (reads and writes
         are then staged through 4096-aligned memory; offsets and sizes must be
         multiples of the device's block size).
     :param opener: as the builtin's: ``opener(file, flags)`` returns an open fd
         (it runs on spargio's blocking pool: it is the caller's code and may block).
     :param perms: permission bits for a created file (before the umask).
+    :param limiter: anyio's ``limiter=`` (a ``CapacityLimiter``): kept as the file's
+        ``limiter``; held around the file's calls that run on the blocking pool (its
+        ``opener``).  The file's reads and writes are io_uring ops, which it does not hold.
     :return: an `AsyncFile` (binary modes) or `AsyncTextFile` (text modes).
     :raises OSError: as the builtin `open` (``FileNotFoundError``, ...).
 
     If the task is cancelled while the open is in flight, the open is
     cancelled in the kernel; an fd that arrives anyway is closed.
     """
+    return open_as(
+        AsyncFile,
+        AsyncTextFile,
+        file,
+        mode,
+        buffering,
+        encoding,
+        errors,
+        newline,
+        closefd,
+        opener,
+        flags=flags,
+        perms=perms,
+        limiter=limiter,
+    )
+
+
+def open_as(
+    binary_file: type[AsyncFile],
+    text_file: type[AsyncTextFile],
+    file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[Any, int], int] | None = None,
+    *,
+    flags: int = 0,
+    perms: int = 0o666,
+    limiter: Any = None,
+) -> OpenCall:
+    """`open`, giving files of these classes (spargio.aiofiles' have aiofiles' quirks)."""
     access, binary = _mode_flags(mode)
     if binary and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
+    if isinstance(buffering, bool) or not isinstance(buffering, int):
+        raise TypeError(f"buffering must be an int, not {type(buffering).__name__}")
+    line_buffering = False
+    if buffering == 1:
+        if binary:
+            warnings.warn(
+                "line buffering (buffering=1) isn't supported in binary mode, the default buffer size will be used",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        else:
+            line_buffering, buffering = True, -1
+    if buffering == 0 and not binary:
+        raise ValueError("can't have unbuffered text I/O")
     all_flags = access | flags
 
     async def opening() -> AsyncFile | AsyncTextFile:
@@ -723,34 +871,38 @@ def open(
         elif not closefd:
             raise ValueError("Cannot use closefd=False with file name")
         elif opener is not None:
-            fd = await _run_opener(opener, file, all_flags | os.O_CLOEXEC)
+            fd = await _run_opener(opener, file, all_flags | os.O_CLOEXEC, limiter)
             name, flags_now = file, _fd_flags(fd, all_flags)
         else:
             fd = await current_io().open(_args.fspath_bytes(file), all_flags, perms)
             name, flags_now = file, all_flags
         try:
-            raw = AsyncFile(
+            raw = binary_file(
                 fd,
                 name=name,
                 mode=mode.replace("t", "") if binary else mode,
                 flags=flags_now,
                 closefd=closefd,
+                buffering=buffering,
             )
+            raw.limiter = limiter
+            if isinstance(name, os.PathLike):
+                raw.name = os.fspath(name)  # as the builtin's: the path as str (or bytes)
+            if not binary:
+                text = text_file(raw, encoding=encoding, errors=errors, newline=newline, line_buffering=line_buffering)
         except BaseException:
             if closefd:
                 os.close(fd)
             raise
-        if binary:
-            return raw
-        return AsyncTextFile(raw, encoding=encoding, errors=errors, newline=newline)
+        return raw if binary else text
 
     return OpenCall(opening())
 
 
-async def _run_opener(opener: Callable[[Any, int], int], file: Any, flags: int) -> int:
-    """``opener(file, flags)`` on the blocking pool; if the caller is cancelled meanwhile,
-    the fd it returns later is closed."""
-    call = asyncio.ensure_future(current_io().run_blocking(opener, file, flags))
+async def _run_opener(opener: Callable[[Any, int], int], file: Any, flags: int, limiter: Any) -> int:
+    """``opener(file, flags)`` on the blocking pool (holding ``limiter``, if given); if the
+    caller is cancelled meanwhile, the fd it returns later is closed."""
+    call = asyncio.ensure_future(limited(limiter, current_io().run_blocking, opener, file, flags))
     try:
         fd = await asyncio.shield(call)
     except asyncio.CancelledError:

@@ -43,13 +43,22 @@ async def test_one_mib_into_a_slowly_read_pipe_is_written_whole():
 
 async def test_enospc_is_reported_by_the_write():
     """Row 24: /dev/full makes every write fail with ENOSPC; it must surface."""
-    async with fs.open("/dev/full", "wb") as f:
+    async with fs.open("/dev/full", "wb", buffering=0) as f:
         with pytest.raises(OSError) as info:
             await f.write(b"x" * 4096)
         assert info.value.errno == errno.ENOSPC
         with pytest.raises(OSError) as info:
             await fs.write_many([(f, 0, b"y")])
         assert info.value.errno == errno.ENOSPC
+    # Buffered (as io), a small write waits in the buffer; the flush reports ENOSPC,
+    # and the bytes of a stream are dropped (written again they could go twice).
+    f = await fs.open("/dev/full", "wb")
+    assert await f.write(b"x" * 100) == 100
+    with pytest.raises(OSError) as info:
+        await f.flush()
+    assert info.value.errno == errno.ENOSPC
+    assert any("100 buffered bytes were dropped" in note for note in info.value.__notes__)
+    await f.close()  # nothing pending any more: the close succeeds
 
 
 BLOCK = 4096
