@@ -9,6 +9,7 @@ as a coroutine's; everything else is `spargio.fs.AsyncFile`/`AsyncTextFile`.
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 from ..fs._file import AsyncFile
@@ -18,8 +19,25 @@ from ..fs._wrapped import WrappedFile
 __all__ = ["AiofilesBinaryFile", "AiofilesTextFile", "AiofilesWrappedFile", "wrap"]
 
 
+def _detach_sync(file: AsyncFile) -> io.FileIO:
+    """The file's fd as a synchronous ``io.FileIO`` at the file's position (aiofiles' ``detach``
+    gives the synchronous raw file); ``file`` is unusable after."""
+    file._check_open()
+    if file._pending:
+        raise ValueError("detach() with buffered writes pending: await flush() first")
+    if file._seekable:
+        os.lseek(file._fd, file._pos, os.SEEK_SET)  # the raw file reads where this one would have
+    raw = io.FileIO(file._fd, file.mode.replace("t", ""), closefd=file._closefd)
+    file._closed, file._detached = True, "raw stream has been detached"
+    return raw
+
+
 class AiofilesBinaryFile(AsyncFile):
-    """`spargio.fs.AsyncFile` as aiofiles' binary file: ``await f.seekable()``."""
+    """`spargio.fs.AsyncFile` as aiofiles' binary file: ``await f.seekable()``, and
+    ``detach()`` giving the synchronous raw file."""
+
+    def detach(self) -> io.FileIO:  # type: ignore[override]
+        return _detach_sync(self)
 
     async def seekable(self) -> bool:  # type: ignore[override]
         return AsyncFile.seekable(self)
@@ -32,7 +50,17 @@ class AiofilesBinaryFile(AsyncFile):
 
 
 class AiofilesTextFile(AsyncTextFile):
-    """`spargio.fs.AsyncTextFile` as aiofiles' text file: ``await f.readable()``."""
+    """`spargio.fs.AsyncTextFile` as aiofiles' text file: ``await f.readable()``, and
+    ``detach()`` giving the synchronous binary file."""
+
+    def detach(self) -> io.BufferedIOBase:  # type: ignore[override]
+        binary = self.buffer
+        readable, writable = binary._readable, binary._writable
+        raw = _detach_sync(binary)
+        binary._detached = "underlying buffer has been detached"
+        if readable and writable:
+            return io.BufferedRandom(raw)
+        return io.BufferedReader(raw) if readable else io.BufferedWriter(raw)
 
     async def readable(self) -> bool:  # type: ignore[override]
         return AsyncTextFile.readable(self)

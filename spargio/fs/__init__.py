@@ -22,6 +22,9 @@ from ._file import (
 from ._file import (
     open as open,
 )
+from ._file import (
+    open_file as open_file,
+)
 from ._namespace import (
     abspath as abspath,
 )
@@ -143,11 +146,14 @@ from ._paths import (
 from ._paths import (
     write_text as write_text,
 )
+from ._wrapped import WrappedFile as WrappedFile
+from ._wrapped import wrap_file as wrap_file
 
 __all__ = [
     "AsyncFile",
     "AsyncTextFile",
     "Path",
+    "WrappedFile",
     "abspath",
     "access",
     "aligned_buffer",
@@ -169,6 +175,7 @@ __all__ = [
     "makedirs",
     "mkdir",
     "open",
+    "open_file",
     "read_bytes",
     "read_many",
     "read_text",
@@ -189,6 +196,7 @@ __all__ = [
     "symlink",
     "unlink",
     "wrap",
+    "wrap_file",
     "write_bytes",
     "write_many",
     "write_text",

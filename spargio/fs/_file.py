@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable
     from types import TracebackType
 
-__all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "open_as", "read_exact", "write_all"]
+__all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "open_as", "open_file", "read_exact", "write_all"]
 
 _MAX_OFFSET = MAX_OFFSET
 _LINE_CHUNK = 64 * 1024
@@ -518,7 +518,7 @@ class AsyncFile:
                 # One op for the pending bytes and these: the copy costs less than an op.
                 start = self._pos - len(self._pending)
                 payload = self._pending + view
-                await self._write_out(memoryview(payload), start)
+                await self._write_out(memoryview(payload), start, len(self._pending))
                 self._pending = bytearray()
                 if positioned:  # (an append's _write_out took the position from the kernel)
                     self._pos += n
@@ -533,7 +533,7 @@ class AsyncFile:
             return 0  # nothing written: the kernel's offset says nothing about the end of the file
         return await self._write_out(view, -1)
 
-    async def _write_out(self, view: memoryview, start: int) -> int:
+    async def _write_out(self, view: memoryview, start: int, buffered: int = 0) -> int:
         """Write ``view`` (pending bytes first, perhaps) at ``start`` (-1 where the kernel's
         position or O_APPEND decides); on a stream or an append file, cancelled or failed,
         the pending bytes are dropped (a retry could write them twice)."""
@@ -541,8 +541,8 @@ class AsyncFile:
         try:
             n = await write_all(self._fd, view, start if positioned else -1, direct=self._direct)
         except BaseException as exc:
-            if self._pending and not positioned:
-                exc.add_note(f"spargio: {len(self._pending)} buffered bytes were dropped (their outcome is unknown)")
+            if not positioned and buffered:
+                exc.add_note(f"spargio: {buffered} buffered bytes were dropped (their outcome is unknown)")
                 self._pending = bytearray()
             raise
         if self._append and self._seekable:
@@ -552,10 +552,18 @@ class AsyncFile:
 
     async def _write_pending(self) -> None:
         pending = self._pending
-        if pending:
-            await self._write_out(memoryview(pending), self._pos - len(pending))
-            if self._pending is pending:
-                self._pending = bytearray()
+        if not pending:
+            return
+        # The buffer goes out as it is and a fresh one takes its place: a cancelled op may
+        # still hold it (the thread backend lends it until its thread is done), so it is
+        # never resized again.
+        self._pending = bytearray()
+        try:
+            await self._write_out(memoryview(pending), self._pos - len(pending), len(pending))
+        except BaseException:
+            if self._seekable and not self._append:
+                self._pending = pending + self._pending  # a copy: written again later, at the same offset
+            raise
 
     async def write_at(self, offset: int, data: Any) -> int:
         """Write all of ``data`` at ``offset`` without moving the file position
@@ -662,6 +670,8 @@ class AsyncFile:
         open, read, close).  Cancelled during the flush, the fd is still closed.
         """
         if self._closed:
+            if self._detached:
+                raise ValueError(self._detached)  # as io's
             return
         try:
             if self._pending:
@@ -689,8 +699,8 @@ class AsyncFile:
 
     def detach(self) -> AsyncFile:
         """Separate the unbuffered file from this one and return it (see `raw`); this
-        file is unusable after.  Pending writes must be flushed first (a synchronous
-        flush would block the loop), else ValueError."""
+        file is unusable after (its `close` raises ValueError, as io's).  Pending writes
+        must be flushed first (a synchronous flush would block the loop), else ValueError."""
         self._check_open()
         if self._pending:
             raise ValueError("detach() with buffered writes pending: await flush() first")
@@ -827,6 +837,25 @@ def open(
         perms=perms,
         limiter=limiter,
     )
+
+
+async def open_file(
+    file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[Any, int], int] | None = None,
+    *,
+    limiter: Any = None,
+) -> AsyncFile | AsyncTextFile:
+    """anyio's ``open_file``: `open`, as a coroutine (``f = await open_file(path)``)."""
+    file_object: AsyncFile | AsyncTextFile = await open(
+        file, mode, buffering, encoding, errors, newline, closefd, opener, limiter=limiter
+    )
+    return file_object
 
 
 def open_as(

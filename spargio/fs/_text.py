@@ -392,12 +392,9 @@ class AsyncTextFile:
                     else:
                         endpos = nlpos + 1
                         break
-                elif nlpos == -1:
-                    if crpos == len(line) - 1:  # a \r last: a \n may follow in the next chunk
-                        start = crpos
-                    else:
-                        endpos = crpos + 1
-                        break
+                elif nlpos == -1:  # a \r last is a line end: the decoder holds a \r back until it knows
+                    endpos = crpos + 1
+                    break
                 elif nlpos < crpos:
                     endpos = nlpos + 1
                     break

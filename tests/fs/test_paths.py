@@ -124,7 +124,7 @@ async def test_path_class(tmp_path):
     q = await p.rename(p.with_name("moved.txt"))
     assert not await p.exists() and await q.read_bytes() == b"hello"
     assert [x.name async for x in q.parent.iterdir()] == ["moved.txt"]
-    assert [x.name for x in await q.parent.glob("*.txt")] == ["moved.txt"]
+    assert [x.name async for x in q.parent.glob("*.txt")] == ["moved.txt"]
     link = q.with_name("link")
     await link.symlink_to(q.name)
     assert await link.is_symlink()
