@@ -167,6 +167,12 @@ async def aiofiles_read(files: list[Any], i: int, w: int) -> bytes:
     return data
 
 
+async def _spargio_aiofiles_setup() -> list[Any]:
+    import spargio.aiofiles
+
+    return [await spargio.aiofiles.open(READ_FILE, "rb") for _ in range(QD)]
+
+
 async def _anyio_setup() -> list[Any]:
     import anyio
 
@@ -279,6 +285,15 @@ async def aiofiles_small_read(state: None, i: int, w: int) -> bytes:
         return data
 
 
+async def spargio_aiofiles_small_read(state: None, i: int, w: int) -> bytes:
+    """aiofiles' code, its import changed to spargio.aiofiles."""
+    import spargio.aiofiles
+
+    async with spargio.aiofiles.open(_small(i), "rb") as f:
+        data: bytes = await f.read()
+        return data
+
+
 async def anyio_small_read(state: None, i: int, w: int) -> bytes:
     import anyio
 
@@ -307,6 +322,14 @@ async def aiofiles_small_write(state: None, i: int, w: int) -> None:
     import aiofiles
 
     async with aiofiles.open(_small_out(i), "wb") as f:
+        await f.write(_PAYLOAD)
+
+
+async def spargio_aiofiles_small_write(state: None, i: int, w: int) -> None:
+    """aiofiles' code, its import changed to spargio.aiofiles."""
+    import spargio.aiofiles
+
+    async with spargio.aiofiles.open(_small_out(i), "wb") as f:
         await f.write(_PAYLOAD)
 
 
@@ -363,6 +386,8 @@ def _cases() -> list[Case]:
             Case(bench, "spargio", qd, _spargio_file(READ_FILE), spargio_read, _spargio_close),
             Case(bench, "to_thread", qd, _fd_setup(READ_FILE), to_thread_read, _close_fd),
             Case(bench, "aiofiles", qd, _aiofiles_setup, aiofiles_read, _aiofiles_close),
+            # aiofiles' code with its import changed: the drop-in's cost against spargio.fs
+            Case(bench, "spargio.aiofiles", qd, _spargio_aiofiles_setup, aiofiles_read, _aiofiles_close),
             Case(bench, "anyio", qd, _anyio_setup, anyio_read, _anyio_close),
             Case(bench, "caio", qd, _caio_setup, caio_read, _caio_close),
         ]
@@ -404,6 +429,10 @@ def _cases() -> list[Case]:
     ):
         for impl, op in zip(("spargio", "to_thread", "aiofiles", "anyio", "aiofile"), ops, strict=True):
             cases.append(Case(bench, impl, 1, none, op))
+    cases += [
+        Case("fs_small_files_read", "spargio.aiofiles", 1, none, spargio_aiofiles_small_read),
+        Case("fs_small_files_write", "spargio.aiofiles", 1, none, spargio_aiofiles_small_write),
+    ]
     return cases
 
 
