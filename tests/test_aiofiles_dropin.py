@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 
 import aiofiles as real_aiofiles
@@ -154,3 +155,32 @@ async def test_spooled_file_in_memory_behaves_as_the_stdlib_s() -> None:
     await rolled.seek(0)
     assert await rolled.read() == b"x"
     await rolled.close()
+
+
+async def test_the_same_open_awaited_twice_is_the_same_file(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    opening = aiofiles.open(path, "rb")
+    f = await opening
+    assert await opening is f
+    assert await f.seekable() and not await f.writable() and not await f.isatty()
+    raw = f.detach()  # aiofiles' detach gives the synchronous raw file
+    try:
+        assert raw.read() == b"x"
+    finally:
+        raw.close()
+    with pytest.raises(ValueError):
+        await f.close()
+
+
+async def test_stdio_writes_to_the_current_sys_stdout(capsys):
+    await aiofiles.stdout.write("out")
+    await aiofiles.stderr.write("err")
+    await aiofiles.stdout.flush()
+    assert capsys.readouterr() == ("out", "err")
+
+
+def test_threadpool_wrap_refuses_what_is_not_a_file():
+    for thing in (1, [1], io.FileIO):
+        with pytest.raises(TypeError):
+            aiofiles.threadpool.wrap(thing)

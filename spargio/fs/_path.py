@@ -67,8 +67,6 @@ class Path(pathlib.PurePosixPath):
         def with_name(self, name: str) -> Path:
             return self._adopt(super().with_name(name))
 
-        def with_stem(self, stem: str) -> Path:
-            return self._adopt(super().with_stem(stem))
 
         def with_suffix(self, suffix: str) -> Path:
             return self._adopt(super().with_suffix(suffix))
@@ -83,6 +81,13 @@ class Path(pathlib.PurePosixPath):
         @property
         def parents(self) -> Sequence[Path]:
             return tuple(self._adopt(p) for p in super().parents)
+
+    def with_stem(self, stem: str) -> Path:
+        """pathlib's, refusing an empty stem on a name with a suffix, as anyio's does (3.11-3.13's
+        pathlib would make the suffix the whole name)."""
+        if not stem and self.suffix:
+            raise ValueError(f"{self!r} has a non-empty suffix")
+        return self._adopt(super().with_stem(stem))
 
     @property
     def limiter(self) -> Any:

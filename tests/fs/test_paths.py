@@ -179,3 +179,45 @@ async def test_a_failing_stream_leaves_the_old_file_and_no_temporary(tmp_path):
         await fs.write_bytes(path, body(), atomic=True, fsync=True)
     assert path.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["kept"]
+
+
+class _CountingLimiter:
+    """An async context manager counting how often it is held (anyio's CapacityLimiter's shape)."""
+
+    def __init__(self) -> None:
+        self.held = 0
+
+    async def __aenter__(self) -> None:
+        self.held += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+async def test_a_paths_limiter_is_kept_by_derived_paths_and_held_for_pool_calls(tmp_path):
+    limiter = _CountingLimiter()
+    root = fs.Path(tmp_path, limiter=limiter)
+    for derived in (root / "a", "x" / root, root.joinpath("b"), root.parent, *root.parents, root.with_name("c")):
+        assert derived.limiter is limiter
+    await (root / "one.txt").write_text("1")
+    assert [p.name async for p in root.glob("*.txt")] == ["one.txt"]
+    assert [p.name async for p in root.iterdir()] == ["one.txt"]
+    assert limiter.held == 2  # glob and listdir take a pool thread; the write was ring ops
+    async with (root / "one.txt").open() as f:
+        assert f.limiter is limiter
+    assert (await fs.Path.cwd()) == fs.Path(os.getcwd())
+    assert await fs.Path("~").expanduser() == fs.Path(os.path.expanduser("~"))
+    with pytest.raises(ValueError, match="non-empty suffix"):
+        fs.Path("a.txt").with_stem("")
+
+
+async def test_open_file_and_wrap_file_as_anyio(tmp_path):
+    path = tmp_path / "f.txt"
+    f = await fs.open_file(path, "w")
+    assert f.name == str(path)  # the builtin's name: the path as str
+    await f.write("hello")
+    await f.aclose()
+    with open(path) as sync:
+        wrapped = fs.wrap_file(sync)
+        assert wrapped.wrapped is sync
+        assert await wrapped.read() == "hello"
