@@ -67,7 +67,6 @@ class Path(pathlib.PurePosixPath):
         def with_name(self, name: str) -> Path:
             return self._adopt(super().with_name(name))
 
-
         def with_suffix(self, suffix: str) -> Path:
             return self._adopt(super().with_suffix(suffix))
 
