@@ -378,6 +378,66 @@ async def aiofile_large(state: None, i: int, w: int) -> bytes:
         return data
 
 
+SMALL_IO = 100  # bytes per call: a log line, a record
+
+
+def _small_io_setup(impl: str, path: Path) -> Callable[[], Awaitable[Any]]:
+    """The file a small-I/O case reads or writes, opened as ``impl`` users open it."""
+
+    async def setup() -> Any:
+        if impl == "spargio":
+            import spargio
+
+            return await spargio.fs.open(path, "r+b")
+        if impl == "spargio.unbuffered":
+            import spargio
+
+            return await spargio.fs.open(path, "r+b", buffering=0)
+        if impl == "spargio.aiofiles":
+            import spargio.aiofiles
+
+            return await spargio.aiofiles.open(path, "r+b")
+        if impl == "aiofiles":
+            import aiofiles
+
+            return await aiofiles.open(path, "r+b")
+        return open(path, "r+b")  # to_thread: closed by the teardown
+
+    return setup
+
+
+async def _small_io_close(f: Any) -> None:
+    result = f.close()
+    if result is not None:
+        await result
+
+
+async def small_write(f: Any, i: int, w: int) -> None:
+    if i % 100_000 == 0:
+        await f.seek(0)
+    await f.write(_PAYLOAD[:SMALL_IO])
+
+
+async def small_read(f: Any, i: int, w: int) -> bytes:
+    data: bytes = await f.read(SMALL_IO)
+    if not data:
+        await f.seek(0)
+    return data
+
+
+async def to_thread_write_100(f: Any, i: int, w: int) -> None:
+    if i % 100_000 == 0:
+        f.seek(0)
+    await asyncio.to_thread(f.write, _PAYLOAD[:SMALL_IO])
+
+
+async def to_thread_small_read_100(f: Any, i: int, w: int) -> bytes:
+    data: bytes = await asyncio.to_thread(f.read, SMALL_IO)
+    if not data:
+        f.seek(0)
+    return data
+
+
 def _cases() -> list[Case]:
     none: Callable[[], Awaitable[Any]] = _noop
     cases: list[Case] = []
@@ -429,6 +489,14 @@ def _cases() -> list[Case]:
     ):
         for impl, op in zip(("spargio", "to_thread", "aiofiles", "anyio", "aiofile"), ops, strict=True):
             cases.append(Case(bench, impl, 1, none, op))
+    for impl in ("spargio", "spargio.unbuffered", "spargio.aiofiles", "aiofiles", "to_thread"):
+        threaded = impl == "to_thread"
+        cases += [
+            Case("fs_write_100b", impl, 1, _small_io_setup(impl, WRITE_FILE),
+                 to_thread_write_100 if threaded else small_write, _small_io_close),
+            Case("fs_read_100b", impl, 1, _small_io_setup(impl, READ_FILE),
+                 to_thread_small_read_100 if threaded else small_read, _small_io_close),
+        ]  # fmt: skip
     cases += [
         Case("fs_small_files_read", "spargio.aiofiles", 1, none, spargio_aiofiles_small_read),
         Case("fs_small_files_write", "spargio.aiofiles", 1, none, spargio_aiofiles_small_write),

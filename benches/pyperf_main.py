@@ -27,10 +27,13 @@ def main(
 ) -> None:
     """Run ``time_func(loops, key, loop_name)`` (seconds for ``loops`` units) for every key on both loops."""
     runner = pyperf.Runner(add_cmdline_args=_pass_only_to_workers)
-    runner.argparser.add_argument("--only", default="", help="run only benchmarks whose name contains this")
+    runner.argparser.add_argument(
+        "--only", default="", help="run only benchmarks whose name contains this (or one of these, comma-separated)"
+    )
     args = runner.parse_args()
+    wanted = [part for part in args.only.split(",") if part]
     for key in keys:
-        if args.only and args.only not in key:
+        if wanted and not any(part in key for part in wanted):
             continue
         for loop_name in LOOPS:
             runner.bench_time_func(f"{key}/{loop_name}", time_func, key, loop_name, metadata=metadata(key))

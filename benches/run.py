@@ -41,7 +41,9 @@ def merge(fresh: Path, out: Path, *, replace_all: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="pyperf --fast")
-    parser.add_argument("--only", default="", help="only benchmarks whose name contains this")
+    parser.add_argument(
+        "--only", default="", help="only benchmarks whose name contains this (or one of these, comma-separated)"
+    )
     args = parser.parse_args()
     results = HERE / "results"
     results.mkdir(exist_ok=True)
