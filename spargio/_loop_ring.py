@@ -383,6 +383,9 @@ class LoopRing:
 
     async def readinto(self, fd: int, target: Any, offset: int) -> int:
         buf = _native.writable_buffer(target)
+        # The export holds the target while the kernel needs it; this frame must not, or a
+        # cancelled read's traceback would keep the caller's buffer from being resized.
+        del target
         fut = self._future()
         ud = self.ring.prep_read(fd, buf, len(buf), offset, fut)
         return await self._exported(fut, ud, buf, write=False)

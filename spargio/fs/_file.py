@@ -269,6 +269,11 @@ class AsyncFile:
         :return: ``b""`` at EOF.
         """
         self._check_readable()
+        if type(size) is int and size >= self._buffer_size and self._seekable and not self._ahead and not self._pending:
+            # The common case, kept short: a read of a buffer's worth or more goes straight out.
+            data = await read_exact(self._fd, size, self._pos, direct=self._direct)
+            self._pos += len(data)
+            return data
         if size is None:
             size = -1
         elif isinstance(size, bool) or not isinstance(size, int):
@@ -633,7 +638,8 @@ class AsyncFile:
             raise TypeError(f"offset must be an int, not {type(offset).__name__}")
         if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
             raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        await self.flush()
+        if self._pending:
+            await self._write_pending()
         if whence == os.SEEK_SET:
             target = offset
         elif whence == os.SEEK_CUR:

@@ -500,13 +500,23 @@ class AsyncTextFile:
         if chars_to_skip == 0:
             return _pack_cookie(position, dec_flags)
         saved_state = decoder.getstate()
+        start = position
+
+        def set_flags(flags: int) -> None:
+            # As io's: the stream's start resets the decoder (which also forgets the
+            # line ends seen, so after such a tell ``newlines`` is io's too).
+            if start == 0 and flags == 0:
+                decoder.reset()
+            else:
+                decoder.setstate((b"", flags))
+
         try:
             # A fast search for a start point near the position: where the decoder
             # holds no bytes, having decoded no more than the characters to skip.
             skip_bytes = int(self._b2cratio * chars_to_skip)
             skip_back = 1
             while skip_bytes > 0:
-                decoder.setstate((b"", dec_flags))
+                set_flags(dec_flags)
                 n = len(decoder.decode(next_input[:skip_bytes]))
                 if n <= chars_to_skip:
                     held, flags = decoder.getstate()
@@ -521,7 +531,7 @@ class AsyncTextFile:
                     skip_back *= 2
             else:
                 skip_bytes = 0
-                decoder.setstate((b"", dec_flags))
+                set_flags(dec_flags)
             start_pos = position + skip_bytes
             start_flags = dec_flags
             if chars_to_skip == 0:

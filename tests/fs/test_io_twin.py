@@ -163,6 +163,7 @@ class IoTwin(RuleBasedStateMachine):
     @precondition(lambda self: self.binary)
     @rule(size=st.integers(min_value=0, max_value=10_000))
     def readinto(self, size: int) -> None:
+        self.settle_text_writes()
         mine, theirs = bytearray(size), bytearray(size)
         n = self.both(lambda: self.f.readinto(mine), lambda: self.twin.readinto(theirs), flushes=size != 0)
         assert mine == theirs, n
@@ -171,6 +172,7 @@ class IoTwin(RuleBasedStateMachine):
     @rule()
     def peek(self) -> None:
         """peek's length is the implementation's; what it shows must be what comes next."""
+        self.settle_text_writes()
         mine = self.run(self.f.peek())
         theirs = self.twin.peek()
         common = min(len(mine), len(theirs))
@@ -183,10 +185,12 @@ class IoTwin(RuleBasedStateMachine):
         assert self.f.newlines == self.twin.newlines
 
     def settle_text_writes(self) -> None:
-        """CPython 3.11's C TextIOWrapper keeps written text pending across a read, then
-        writes it where the read left the position (past the chunk); _pyio and spargio
-        write it first.  Before a text read, the machine flushes a pending write."""
-        if not self.binary and self.unflushed:
+        """Where CPython 3.11 misplaces a pending write across a read, the machine flushes it
+        first.  The C TextIOWrapper keeps written text pending across a read, then writes it
+        past the chunk read (_pyio and spargio write it first); an append-mode BufferedRandom
+        reads after its flush from where it thinks the position is, not from the end the
+        O_APPEND write moved it to (spargio reads from the end, as the kernel says)."""
+        if self.unflushed and (not self.binary or self.mode[0] == "a"):
             self.flush()
 
     def cancel_safe(self) -> bool:
