@@ -313,6 +313,9 @@ class IoTwin(RuleBasedStateMachine):
             os.rmdir(self.dir)
 
 
+# a+b is checked unbuffered: CPython 3.11's BufferedRandom loses track of the position in append
+# mode once reads fill its buffer (a write after peek + seek goes missing, read1 reports EOF early),
+# so it is no twin there; ab (buffered) and a+ (text) cover append-mode buffering.
 BINARY = [
     ("rb", -1),
     ("rb", 0),
@@ -322,7 +325,7 @@ BINARY = [
     ("wb", -1),
     ("w+b", 16),
     ("ab", -1),
-    ("a+b", 16),
+    ("a+b", 0),
     ("xb", -1),
     ("x+b", 0),
 ]
