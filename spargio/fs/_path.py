@@ -286,7 +286,8 @@ class Path(pathlib.PurePosixPath):
                 await current_io().run_blocking(lambda: os.chmod(self, mode, follow_symlinks=False))
 
     async def lchmod(self, mode: int) -> None:
-        """``chmod`` of the link itself (Linux refuses: NotImplementedError or OSError, as pathlib's)."""
+        """``chmod`` of the link itself: ``os.chmod(follow_symlinks=False)`` on the pool.  Linux has
+        no lchmod, so there it raises NotImplementedError, exactly as ``pathlib.Path.lchmod``."""
         await self.chmod(mode, follow_symlinks=False)
 
     async def copy_to(self, target: Any) -> Path:
