@@ -216,6 +216,9 @@ def _new_io(loop: asyncio.AbstractEventLoop) -> IO:
 
         io = LoopRing(loop, _ring_entries, shared=selector.ring)
         selector.sink = io._complete
+        selector.before_flush = io.run_flush_hooks
+        io._note_delivery = selector.note_delivery
+        io._selector_polls = lambda: selector.armed_polls
     elif info.name == "io_uring":
         from ._loop_ring import LoopRing
 

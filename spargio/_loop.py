@@ -208,6 +208,7 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self.ring = native.ring.Ring(entries, self._on_cqe)
         self.ring.on_message = self._on_message
         self.sink: Callable[[Any, int], None] | None = None
+        self.before_flush: Callable[[], None] | None = None  # the loop's LoopRing.run_flush_hooks
         self._delivered = False
         self._keys: dict[int, selectors.SelectorKey] = {}
         self._armed: dict[int, _Armed] = {}
@@ -308,6 +309,10 @@ class RingSelector(_Parking, selectors.BaseSelector):
         """Polls in the ring (so a caller can tell them from native ops in flight)."""
         return len(self._armed)
 
+    def note_delivery(self) -> None:
+        """A completion made callbacks ready (``call_soon``): this `select` must not wait."""
+        self._delivered = True
+
     def _on_message(self, _value: int) -> None:
         if self.wake_fd >= 0:
             self._ready[self.wake_fd] = self._ready.get(self.wake_fd, 0) | selectors.EVENT_READ
@@ -392,6 +397,8 @@ class RingSelector(_Parking, selectors.BaseSelector):
         self._arm_pending()
         self._delivered = False
         self._rearm = False
+        if self.before_flush is not None:
+            self.before_flush()
         self.ring.flush()
         for _ in range(_REARM_ROUNDS):  # a poll that completed inside the flush wants arming again
             if self._ready or not self._rearm:

@@ -23,7 +23,15 @@ created on first use by `spargio._backend.current_io`.  No thread is involved:
    IORING_OP_ASYNC_CANCEL is queued.  The op's buffer stays referenced by the
    ring until its CQE arrives (see `spargio.native.ring`).  A cancelled open
    whose fd arrives anyway has that fd closed.
-5. Shutdown: the ring registers an async generator with the loop, so
+5. Sockets (`spargio.net`): an op that wants every CQE and its flags
+   (multishot accept and recv, sends) takes a `completion(fn)` entry.  On
+   the loop's own ring ``fn`` runs inside the flush or reap, which are loop
+   callbacks already; on a shard's shared ring it is deferred with
+   ``call_soon`` (the CQE is reaped inside the selector's ``select``, where
+   protocol code must not run).  ``at_flush(fn)`` runs ``fn`` just before
+   the next submit, after every callback of this iteration: a transport
+   gathers the iteration's writes there into one send.
+6. Shutdown: the ring registers an async generator with the loop, so
    ``loop.shutdown_asyncgens()`` (run by ``asyncio.run``, ``asyncio.Runner``,
    ``uvloop.run`` and pytest-asyncio) closes the ring while the loop is still
    alive: in-flight ops are cancelled and their CQEs awaited before the ring
@@ -151,6 +159,10 @@ class LoopRing:
         self._flush_pending = shared is not None
         self._pool: list[Any] = []  # 4 KiB buffers of reads that completed (never of orphans)
         self._pool_calls = PoolCalls()  # calls with no opcode (listdir, chmod...) on the blocking pool
+        self._at_flush: list[Callable[[], None]] = []
+        self._note_delivery: Callable[[], None] | None = None  # a shard's selector: "callbacks are ready"
+        self._selector_polls: Callable[[], int] = int  # a shard's selector: its readiness polls in the ring
+        self.net: Any = None  # spargio.net's per-loop state (its receive buffers), made on first use
         self.closed = False
         self._shutdown_hook = self._install_shutdown_hook()
         self._finalizer = weakref.finalize(loop, self.ring.close) if shared is None else None
@@ -165,7 +177,8 @@ class LoopRing:
     def in_flight(self) -> int:
         """Ring ops not completed yet, plus blocking-pool calls whose thread is still running
         (a cancelled caller's included)."""
-        return (0 if self.ring.closed else self.ring.in_flight) + self._pool_calls.count
+        ring_ops = 0 if self.ring.closed else self.ring.in_flight - self._selector_polls()
+        return ring_ops + self._pool_calls.count
 
     def _install_shutdown_hook(self) -> AsyncGenerator[None, None]:
         async def closes_ring_at_loop_shutdown() -> AsyncGenerator[None, None]:
@@ -201,8 +214,40 @@ class LoopRing:
         if not self.ring.closed:
             self.ring.reap()
 
+    def completion(self, fn: Callable[[int, int], None]) -> _native.Completion:
+        """An entry whose ``fn(res, flags)`` sees every CQE of its op, on this loop's thread.
+
+        On a shard's shared ring the call is deferred with ``call_soon`` (see above).
+        """
+        if self._owns_ring:
+            return _native.Completion(fn)
+        loop = self._loop_ref()
+        assert loop is not None and self._note_delivery is not None
+        call_soon, note_delivery = loop.call_soon, self._note_delivery
+
+        def later(res: int, flags: int) -> None:
+            note_delivery()
+            call_soon(fn, res, flags)
+
+        return _native.Completion(later)
+
+    def at_flush(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once, just before the next submit (after this iteration's callbacks)."""
+        self._at_flush.append(fn)
+        self._request_flush()
+
+    def run_flush_hooks(self) -> None:
+        """Run what `at_flush` queued (a shard's selector calls this before each submit)."""
+        hooks = self._at_flush
+        if hooks:
+            self._at_flush = []
+            for fn in hooks:
+                fn()
+
     def _flush(self) -> None:
         self._flush_pending = False
+        if self._at_flush:
+            self.run_flush_hooks()
         if not self.ring.closed and self.ring.flush():
             # The kernel took only part of the SQ (EAGAIN/EBUSY): try again next iteration.
             self._request_flush()

@@ -58,6 +58,22 @@ int spg_prep_poll_add(spg_ring *r, int fd, unsigned mask, uint64_t ud);
 int spg_prep_cancel(spg_ring *r, uint64_t target, uint64_t ud);
 int spg_prep_msg_ring(spg_ring *r, int target_fd, unsigned res, uint64_t data, uint64_t ud);
 
+int spg_prep_recv(spg_ring *r, int fd, void *buf, unsigned len, int flags, uint64_t ud);
+int spg_prep_recv_multishot(spg_ring *r, int fd, unsigned bgid, uint64_t ud);
+int spg_prep_send(spg_ring *r, int fd, const void *buf, unsigned len, int flags, uint64_t ud);
+size_t spg_msghdr_size(int n);
+int spg_prep_sendv(spg_ring *r, int fd, char *const *bufs, const unsigned *lens, int n,
+                   void *scratch, int flags, uint64_t ud);
+int spg_prep_accept(spg_ring *r, int fd, int multishot, int flags, uint64_t ud);
+int spg_prep_connect(spg_ring *r, int fd, const void *addr, unsigned addrlen, uint64_t ud);
+int spg_prep_shutdown(spg_ring *r, int fd, int how, uint64_t ud);
+
+typedef struct spg_bufring spg_bufring;
+spg_bufring *spg_bufring_create(spg_ring *r, unsigned bgid, unsigned entries, unsigned size, int *err);
+char *spg_bufring_buf(spg_bufring *b, unsigned bid);
+void spg_bufring_recycle(spg_bufring *b, unsigned bid);
+void spg_bufring_destroy(spg_ring *r, spg_bufring *b);
+
 int spg_reap(spg_ring *r, uint64_t *ud, int32_t *res, uint32_t *flags, int max);
 int spg_flush(spg_ring *r, uint64_t *ud, int32_t *res, uint32_t *flags, int max, int *submit_ret);
 int spg_wait(spg_ring *r, long long timeout_ns);

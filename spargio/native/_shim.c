@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -322,6 +323,162 @@ int spg_prep_msg_ring(spg_ring *r, int target_fd, unsigned res, uint64_t data, u
     return 0;
 }
 
+/* -- sockets ------------------------------------------------------------- */
+
+int spg_prep_recv(spg_ring *r, int fd, void *buf, unsigned len, int flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_recv(sqe, fd, buf, len, flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+/* Multishot recv picking buffers from provided-buffer group `bgid`: one SQE,
+ * one CQE per arrival (IORING_CQE_F_MORE while it stays armed). */
+int spg_prep_recv_multishot(spg_ring *r, int fd, unsigned bgid, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = (__u16)bgid;
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_send(spg_ring *r, int fd, const void *buf, unsigned len, int flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_send(sqe, fd, buf, len, flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+size_t spg_msghdr_size(int n) { return sizeof(struct msghdr) + (size_t)n * sizeof(struct iovec); }
+
+/* One sendmsg of n buffers (a gathered write).  `scratch` (spg_msghdr_size(n)
+ * bytes) holds the msghdr and iovecs and must live until the CQE. */
+int spg_prep_sendv(spg_ring *r, int fd, char *const *bufs, const unsigned *lens, int n,
+                   void *scratch, int flags, uint64_t ud)
+{
+    struct msghdr *msg = (struct msghdr *)scratch;
+    struct iovec *iov = (struct iovec *)(msg + 1);
+    int i;
+    PREP_OR_BUSY(r, sqe);
+    for (i = 0; i < n; i++) {
+        iov[i].iov_base = bufs[i];
+        iov[i].iov_len = lens[i];
+    }
+    memset(msg, 0, sizeof(*msg));
+    msg->msg_iov = iov;
+    msg->msg_iovlen = (size_t)n;
+    io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_accept(spg_ring *r, int fd, int multishot, int flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    if (multishot)
+        io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, flags);
+    else
+        io_uring_prep_accept(sqe, fd, NULL, NULL, flags);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_connect(spg_ring *r, int fd, const void *addr, unsigned addrlen, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)addr, (socklen_t)addrlen);
+    sqe->user_data = ud;
+    return 0;
+}
+
+int spg_prep_shutdown(spg_ring *r, int fd, int how, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_shutdown(sqe, fd, how);
+    sqe->user_data = ud;
+    return 0;
+}
+
+/* -- provided-buffer rings ---------------------------------------------------
+ *
+ * One ring of `entries` buffers of `size` bytes, registered as group `bgid`.
+ * The kernel picks a buffer per multishot-recv CQE (its id is in the CQE's
+ * upper 16 flag bits); the caller copies the bytes out and hands the buffer
+ * back with spg_bufring_recycle.  When every buffer is out, the recv ends with
+ * -ENOBUFS and the caller re-arms once some are back. */
+typedef struct spg_bufring {
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    unsigned entries, size, bgid;
+    size_t ring_bytes;
+} spg_bufring;
+
+spg_bufring *spg_bufring_create(spg_ring *r, unsigned bgid, unsigned entries, unsigned size, int *err)
+{
+    struct io_uring_buf_reg reg;
+    spg_bufring *b = calloc(1, sizeof(*b));
+    unsigned i;
+    int ret;
+    if (!b) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    b->ring_bytes = (size_t)entries * sizeof(struct io_uring_buf);
+    if (posix_memalign((void **)&b->br, 4096, b->ring_bytes) ||
+        posix_memalign((void **)&b->bufs, 4096, (size_t)entries * size)) {
+        free(b->br);
+        free(b);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long)b->br;
+    reg.ring_entries = entries;
+    reg.bgid = (__u16)bgid;
+    ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
+    if (ret) {
+        free(b->bufs);
+        free(b->br);
+        free(b);
+        *err = ret;
+        return NULL;
+    }
+    b->entries = entries;
+    b->size = size;
+    b->bgid = bgid;
+    io_uring_buf_ring_init(b->br);
+    for (i = 0; i < entries; i++)
+        io_uring_buf_ring_add(b->br, b->bufs + (size_t)i * size, size, (unsigned short)i,
+                              io_uring_buf_ring_mask(entries), (int)i);
+    io_uring_buf_ring_advance(b->br, (int)entries);
+    *err = 0;
+    return b;
+}
+
+char *spg_bufring_buf(spg_bufring *b, unsigned bid) { return b->bufs + (size_t)bid * b->size; }
+
+void spg_bufring_recycle(spg_bufring *b, unsigned bid)
+{
+    io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->size, b->size, (unsigned short)bid,
+                          io_uring_buf_ring_mask(b->entries), 0);
+    io_uring_buf_ring_advance(b->br, 1);
+}
+
+void spg_bufring_destroy(spg_ring *r, spg_bufring *b)
+{
+    if (!b)
+        return;
+    if (r)
+        io_uring_unregister_buf_ring(&r->ring, (int)b->bgid);
+    free(b->bufs);
+    free(b->br);
+    free(b);
+}
+
 static void drain_eventfd(spg_ring *r)
 {
     uint64_t counter;
@@ -487,7 +644,9 @@ static inline int spg_keeps_gil(const char *wrapper)
     return strncmp(wrapper, "_cffi_f_spg_prep_", 17) == 0 || strcmp(wrapper, "_cffi_f_spg_reap") == 0 ||
            strcmp(wrapper, "_cffi_f_spg_sq_pending") == 0 || strcmp(wrapper, "_cffi_f_spg_cq_pending") == 0 ||
            strcmp(wrapper, "_cffi_f_spg_submit_calls") == 0 || strcmp(wrapper, "_cffi_f_spg_ring_fd") == 0 ||
-           strcmp(wrapper, "_cffi_f_spg_statx_fields") == 0 || strcmp(wrapper, "_cffi_f_spg_statx_size") == 0;
+           strcmp(wrapper, "_cffi_f_spg_statx_fields") == 0 || strcmp(wrapper, "_cffi_f_spg_statx_size") == 0 ||
+           strcmp(wrapper, "_cffi_f_spg_bufring_buf") == 0 || strcmp(wrapper, "_cffi_f_spg_bufring_recycle") == 0 ||
+           strcmp(wrapper, "_cffi_f_spg_msghdr_size") == 0;
 }
 
 #undef Py_BEGIN_ALLOW_THREADS

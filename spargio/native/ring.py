@@ -23,6 +23,14 @@ A `Ring` owns one kernel ring and a table ``user_data -> (entry, keep)``.
   method that touches the SQ or CQ checks the calling thread and raises
   `RuntimeError` otherwise.  `adopt` moves ownership when nothing is in
   flight.
+* Multishot ops (accept, recv) and ops that need a CQE's flags (a recv's
+  buffer id) have a `Completion` as their entry: it is called with
+  ``(res, flags)`` for every CQE, the sink is bypassed, and the op stays in
+  the table while IORING_CQE_F_MORE says more CQEs will follow.  Cancelling
+  one queues the cancel but keeps the `Completion` (it must still see the
+  final CQE to hand back a provided buffer or close an accepted fd).
+* Provided buffers: a `BufferRing` is a group of kernel-picked receive
+  buffers registered on this ring; it is freed after the ring is destroyed.
 * Messages: another ring can post a CQE into this one with
   IORING_OP_MSG_RING (`send_message`).  Such a CQE carries user_data 0,
   which no op ever gets (ids start at 1); it goes to ``on_message``, not the
@@ -47,6 +55,8 @@ from ._uring import ffi, lib
 __all__ = [
     "Bell",
     "Buffer",
+    "BufferRing",
+    "Completion",
     "Orphan",
     "Ring",
     "RingSetupError",
@@ -72,13 +82,19 @@ OPCODES: Final[dict[str, int]] = {
     "NOP": 0,
     "FSYNC": 3,
     "POLL_ADD": 6,
+    "SENDMSG": 9,
+    "ACCEPT": 13,
     "ASYNC_CANCEL": 14,
+    "CONNECT": 16,
     "FALLOCATE": 17,
     "OPENAT": 18,
     "CLOSE": 19,
     "STATX": 21,
     "READ": 22,
     "WRITE": 23,
+    "SEND": 26,
+    "RECV": 27,
+    "SHUTDOWN": 34,
     "MSG_RING": 40,
     "RENAMEAT": 35,
     "UNLINKAT": 36,
@@ -95,8 +111,12 @@ AT_SYMLINK_NOFOLLOW: Final = 0x100
 AT_EMPTY_PATH: Final = 0x1000
 STATX_BASIC_STATS: Final = 0x7FF
 CURRENT_POSITION: Final = 2**64 - 1  # offset -1: "use and advance the file position"
+CQE_F_BUFFER: Final = 1  # the CQE's upper 16 flag bits name the provided buffer it used
+CQE_F_MORE: Final = 2  # the op stays armed: more CQEs will follow
 
 _REAP_BATCH: Final = 256
+_MSG_NOSIGNAL: Final = 0x4000
+_SOCK_FLAGS: Final = 0o4000 | 0o2000000  # SOCK_NONBLOCK | SOCK_CLOEXEC
 _get_ident = threading.get_ident
 _prep_read = lib.spg_prep_read
 _prep_write = lib.spg_prep_write
@@ -162,6 +182,64 @@ class Orphan:
 
     def __init__(self, on_result: Callable[[int], None] | None = None) -> None:
         self.on_result = on_result
+
+
+class Completion:
+    """The entry of an op that wants every CQE with its flags: ``fn(res, flags)``.
+
+    Used for multishot ops (one SQE, many CQEs; ``flags & CQE_F_MORE`` while
+    it stays armed) and for recvs that pick a provided buffer.  ``fn`` runs on
+    the ring's thread inside `Ring.flush`/`Ring.reap`, also for the CQEs of a
+    cancelled op and during `Ring.close`, so it must cope with its owner
+    having gone away.
+    """
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[int, int], None]) -> None:
+        self.fn = fn
+
+
+class BufferRing:
+    """A provided-buffer ring: ``count`` buffers of ``size`` bytes the kernel picks from.
+
+    Registered on ``ring`` as buffer group ``group``.  A recv armed with
+    ``prep_recv_multishot(fd, group, ...)`` gets one CQE per arrival whose
+    flags name the buffer (``flags >> 16``); `take` copies its bytes out and
+    hands the buffer back.  When none is left the recv ends with -ENOBUFS.
+    """
+
+    __slots__ = ("_ptr", "count", "group", "in_use", "size")
+
+    def __init__(self, ring: Ring, group: int, count: int, size: int) -> None:
+        ring._check_owner()
+        err = ffi.new("int *")
+        ptr = lib.spg_bufring_create(ring._ptr, group, count, size, err)
+        if ptr == ffi.NULL:
+            raise os_error(err[0])
+        self._ptr: Any = ptr
+        self.group, self.count, self.size = group, count, size
+        self.in_use = 0  # handed out by the kernel, not yet taken (advisory; the kernel keeps the truth)
+        ring._buffer_rings.append(self)
+
+    def take(self, bid: int, length: int) -> bytes:
+        """The first ``length`` bytes of buffer ``bid`` as ``bytes``; the buffer goes back to the kernel."""
+        data: bytes = ffi.unpack(lib.spg_bufring_buf(self._ptr, bid), length)
+        lib.spg_bufring_recycle(self._ptr, bid)
+        return data
+
+    def take_into(self, bid: int, length: int, target: memoryview) -> None:
+        """Copy the first ``length`` bytes of buffer ``bid`` into ``target``; the buffer goes back."""
+        target[:length] = ffi.buffer(lib.spg_bufring_buf(self._ptr, bid), length)
+        lib.spg_bufring_recycle(self._ptr, bid)
+
+    def recycle(self, bid: int) -> None:
+        lib.spg_bufring_recycle(self._ptr, bid)
+
+    def _free(self) -> None:
+        if self._ptr is not None:
+            lib.spg_bufring_destroy(ffi.NULL, self._ptr)
+            self._ptr = None
 
 
 _INTERNAL = Orphan()
@@ -307,6 +385,8 @@ class Ring:
         self.ops_cancelled = 0
         self.messages = 0
         self.on_message: Callable[[int], None] | None = None
+        self._buffer_rings: list[BufferRing] = []
+        self._next_group = 0
         open_rings.add(self)
 
     # -- facts -----------------------------------------------------------
@@ -479,6 +559,49 @@ class Ring:
     def prep_poll_add(self, fd: int, mask: int, entry: Any) -> int:
         return self._prep(lib.spg_prep_poll_add, (fd, mask), entry, None)
 
+    # -- sockets -------------------------------------------------------
+
+    def prep_recv(self, fd: int, buf: Buffer, length: int, entry: Any, keep: object = None) -> int:
+        """Queue one recv of up to ``length`` bytes into ``buf``."""
+        return self._prep(lib.spg_prep_recv, (fd, buf, length, 0), entry, buf if keep is None else keep)
+
+    def prep_recv_multishot(self, fd: int, buffers: BufferRing, entry: Completion) -> int:
+        """Arm a multishot recv on ``fd`` taking buffers from ``buffers``: one CQE per arrival."""
+        return self._prep(lib.spg_prep_recv_multishot, (fd, buffers.group), entry, buffers)
+
+    def prep_send(self, fd: int, buf: Buffer, length: int, entry: Any, keep: object = None) -> int:
+        """Queue one send of ``length`` bytes from ``buf`` (MSG_NOSIGNAL: EPIPE, never SIGPIPE)."""
+        return self._prep(lib.spg_prep_send, (fd, buf, length, _MSG_NOSIGNAL), entry, buf if keep is None else keep)
+
+    def prep_sendv(self, fd: int, bufs: Sequence[Buffer], entry: Any, keep: object = None) -> int:
+        """Queue one sendmsg gathering ``bufs`` (cffi buffers, each sent whole, in order)."""
+        n = len(bufs)
+        c_bufs = ffi.new("char *[]", list(bufs))
+        c_lens = ffi.new("unsigned[]", [len(b) for b in bufs])
+        scratch = _alloc("char[]", lib.spg_msghdr_size(n))
+        return self._prep(
+            lib.spg_prep_sendv, (fd, c_bufs, c_lens, n, scratch, _MSG_NOSIGNAL), entry, (bufs, scratch, keep)
+        )
+
+    def prep_accept(self, fd: int, multishot: bool, entry: Any) -> int:
+        """Queue an accept (non-blocking, close-on-exec sockets); multishot: one CQE per connection."""
+        return self._prep(lib.spg_prep_accept, (fd, int(multishot), _SOCK_FLAGS), entry, None)
+
+    def prep_connect(self, fd: int, address: bytes, entry: Any) -> int:
+        """Queue a connect to the raw ``struct sockaddr`` in ``address``."""
+        addr = ffi.new("char[]", address)
+        return self._prep(lib.spg_prep_connect, (fd, addr, len(address)), entry, addr)
+
+    def prep_shutdown(self, fd: int, how: int, entry: Any) -> int:
+        return self._prep(lib.spg_prep_shutdown, (fd, how), entry, None)
+
+    def buffer_ring(self, count: int, size: int) -> BufferRing:
+        """Register a new provided-buffer group of ``count`` (a power of two) buffers of ``size`` bytes."""
+        group = self._next_group
+        buffers = BufferRing(self, group, count, size)
+        self._next_group = group + 1
+        return buffers
+
     def send_message(self, target_fd: int, value: int = 0) -> int:
         """Queue an IORING_OP_MSG_RING that posts a CQE carrying ``value`` into ring ``target_fd``.
 
@@ -502,7 +625,8 @@ class Ring:
         slot = self._ops.get(ud)
         if slot is None or slot[0].__class__ is Orphan:
             return False
-        self._ops[ud] = (Orphan(on_result), slot[1])
+        if slot[0].__class__ is not Completion:  # a Completion sees its own final CQE
+            self._ops[ud] = (Orphan(on_result), slot[1])
         self.ops_cancelled += 1
         self._prep(lib.spg_prep_cancel, (ud,), _INTERNAL, None)
         return True
@@ -514,16 +638,26 @@ class Ring:
             return
         self.ops_completed += n
         if n == 1:  # the common case at queue depth 1: skip the unpacking
-            pairs: Any = ((self._ud[0], self._res[0]),)
+            cqes: Any = ((self._ud[0], self._res[0], self._flags[0]),)
+        elif n <= 8:  # a few: indexing the arrays beats unpacking three of them and zipping
+            uds, ress, flagss = self._ud, self._res, self._flags
+            cqes = [(uds[i], ress[i], flagss[i]) for i in range(n)]
         else:
-            pairs = zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n), strict=True)
+            cqes = zip(ffi.unpack(self._ud, n), ffi.unpack(self._res, n), ffi.unpack(self._flags, n), strict=True)
         ops, sink = self._ops, self._sink
-        for ud, res in pairs:
+        for ud, res, flags in cqes:
             if ud == MESSAGE_UD:
                 self._message(res)
                 continue
-            entry, _keep = ops.pop(ud)
-            if entry.__class__ is Orphan:
+            if flags & CQE_F_MORE:  # a multishot op that stays armed
+                self.ops_completed -= 1
+                entry = ops[ud][0]
+            else:
+                entry = ops.pop(ud)[0]
+            cls = entry.__class__
+            if cls is Completion:
+                entry.fn(res, flags)
+            elif cls is Orphan:
                 if entry.on_result is not None:
                     entry.on_result(res)
             else:
@@ -575,7 +709,8 @@ class Ring:
         """Cancel every op in flight, wait for their CQEs, then destroy the ring.
 
         The sink is not called any more once this starts: entries of ops
-        still in flight are orphaned.  Ops the kernel has not finished after
+        still in flight are orphaned (a `Completion` is still called with its
+        final CQE, usually -ECANCELED).  Ops the kernel has not finished after
         ``timeout`` seconds keep their buffers forever (the kernel could still
         write to them).  Returns the number of such ops.
         """
@@ -590,7 +725,7 @@ class Ring:
         self._owner = threading.get_ident()
         for ud, (entry, _keep) in list(self._ops.items()):
             if entry.__class__ is not Orphan:
-                self.cancel(ud)
+                self.cancel(ud)  # a Completion stays: it is told of its final CQE below
         deadline = time.monotonic() + timeout
         while self._ops:
             remaining = deadline - time.monotonic()
@@ -605,4 +740,10 @@ class Ring:
         self._ops.clear()
         lib.spg_ring_destroy(self._ptr)
         self._ptr = None
+        if stragglers:
+            _abandoned_buffers.extend(self._buffer_rings)  # the kernel may still write them
+        else:
+            for buffers in self._buffer_rings:
+                buffers._free()
+        self._buffer_rings.clear()
         return stragglers
