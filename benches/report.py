@@ -25,6 +25,10 @@ GOALS: dict[str, dict[str, float]] = {
     "boundary_hotpath_fs_qd8": {"to_thread": 2, "inline": 0.9},
     "boundary_hotpath_fs_qd32": {"to_thread": 2, "inline": 0.9},
     "boundary_hotpath_sha256": {"to_thread": 1.3, "inline": 1.5},
+    # issue 15: spargio.net streams against the loop's own streams (the goal is set against uvloop's)
+    # and rloop; the protocol rows are compared below as variants
+    "net_echo_rtt_256b": {"loop.streams": 1.3, "rloop.sock": 1.0},
+    "net_stream_throughput_4k_window32": {"loop.streams": 1.5},
 }
 # The service loop's p99 ticker lag while a hot path runs (seconds, lower is better): spargio must stay
 # within this much of inline, and at or under to_thread.
@@ -41,6 +45,8 @@ VARIANT_GOALS: dict[tuple[str, str, str], float] = {
     ("fs_small_files_write", "spargio.aiofiles", "spargio"): 0.9,
     ("fs_write_100b", "spargio", "spargio.unbuffered"): 1,
     ("fs_read_100b", "spargio", "spargio.unbuffered"): 1,
+    ("net_echo_rtt_256b", "spargio.protocol", "loop.protocol"): 1.3,
+    ("net_stream_throughput_4k_window32", "spargio.protocol", "loop.protocol"): 1.5,
 }
 LOOPS = ("asyncio", "uvloop")
 
@@ -49,7 +55,7 @@ def load(results: Path) -> dict[str, dict[str, dict[str, float]]]:
     """bench -> impl -> loop -> median ops/s (units/s for the pool shapes; seconds of p99 lag for
     the service_loop_lag shapes)."""
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    for name in ("fs.json", "pool.json", "boundary.json", "hotpath.json"):
+    for name in ("fs.json", "pool.json", "boundary.json", "hotpath.json", "net.json"):
         path = results / name
         if not path.exists():
             continue

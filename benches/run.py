@@ -1,6 +1,7 @@
 """``make bench``: prepare data, run pyperf on every case, fio for the limit, write the report.
 
-Writes ``benches/results/fs.json``, ``pool.json``, ``boundary.json`` and ``hotpath.json`` (pyperf), ``fio.json``,
+Writes ``benches/results/fs.json``, ``pool.json``, ``boundary.json``, ``hotpath.json`` and ``net.json`` (pyperf),
+``fio.json``,
 ``table.md`` and ``plot.png``.  ``--quick`` runs pyperf's --fast mode (fewer processes/values).
 """
 
@@ -58,6 +59,7 @@ def main() -> None:
         ("bench_pool.py", "pool.json", pool_mode, "0.2"),
         ("bench_boundary.py", "boundary.json", pool_mode, "0.2"),
         ("bench_hotpath.py", "hotpath.json", pool_mode, "0.2"),
+        ("bench_net.py", "net.json", pool_mode, "0.1"),
     ):
         out = results / name
         fresh = results / f"new-{name}"

@@ -234,7 +234,8 @@ class LoopRing:
     def at_flush(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once, just before the next submit (after this iteration's callbacks)."""
         self._at_flush.append(fn)
-        self._request_flush()
+        if not self._flush_pending:
+            self._request_flush()
 
     def run_flush_hooks(self) -> None:
         """Run what `at_flush` queued (a shard's selector calls this before each submit)."""

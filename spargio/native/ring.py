@@ -120,6 +120,7 @@ _SOCK_FLAGS: Final = 0o4000 | 0o2000000  # SOCK_NONBLOCK | SOCK_CLOEXEC
 _get_ident = threading.get_ident
 _prep_read = lib.spg_prep_read
 _prep_write = lib.spg_prep_write
+_prep_send = lib.spg_prep_send
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 raw_allocator = _alloc  # ``raw_allocator("char[]", n)``: uninitialised memory, freed with its cdata
 _aligned_alloc = ffi.new_allocator(
@@ -570,8 +571,23 @@ class Ring:
         return self._prep(lib.spg_prep_recv_multishot, (fd, buffers.group), entry, buffers)
 
     def prep_send(self, fd: int, buf: Buffer, length: int, entry: Any, keep: object = None) -> int:
-        """Queue one send of ``length`` bytes from ``buf`` (MSG_NOSIGNAL: EPIPE, never SIGPIPE)."""
-        return self._prep(lib.spg_prep_send, (fd, buf, length, _MSG_NOSIGNAL), entry, buf if keep is None else keep)
+        """Queue one send of ``length`` bytes from ``buf`` (MSG_NOSIGNAL: EPIPE, never SIGPIPE).
+
+        A transport's per-write hot path, so no helper call inside (as `prep_read`).
+        """
+        if _get_ident() != self._owner or self._ptr is None:
+            self._check_owner()
+        ud = self._next_ud
+        rc = _prep_send(self._ptr, fd, buf, length, _MSG_NOSIGNAL, ud)
+        if rc:
+            if rc != -_errno.EBUSY:
+                raise os_error(rc)
+            self._room()
+            return self.prep_send(fd, buf, length, entry, keep)
+        self._next_ud = ud + 1
+        self._ops[ud] = (entry, buf if keep is None else keep)
+        self.ops_started += 1
+        return ud
 
     def prep_sendv(self, fd: int, bufs: Sequence[Buffer], entry: Any, keep: object = None) -> int:
         """Queue one sendmsg gathering ``bufs`` (cffi buffers, each sent whole, in order)."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
+import functools
 import logging
 import socket
 import warnings
@@ -48,7 +49,7 @@ from asyncio import trsock
 from typing import TYPE_CHECKING, Any
 
 from ..native import ring as _native
-from ..native.ring import CQE_F_BUFFER, CQE_F_MORE
+from ..native.ring import CQE_F_MORE
 
 if TYPE_CHECKING:
     from .._loop_ring import LoopRing
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["RingTransport", "receive_buffers"]
 
 logger = logging.getLogger("spargio.net")
+_from_buffer = functools.partial(_native.ffi.from_buffer, "char[]")  # readable_buffer, minus a frame
 
 _RECV_BUFFERS = 256  # per loop: 256 x 16 KiB = 4 MiB, shared by every connection on the loop
 _RECV_BUFFER_SIZE = 16 * 1024
@@ -68,9 +70,10 @@ _WARN_AFTER_LOST = 5  # as asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES
 class _NetState:
     """Per-loop state of spargio.net: the provided-buffer ring all connections receive into."""
 
-    __slots__ = ("buffers",)
+    __slots__ = ("buffer_shortages", "buffers")
 
     def __init__(self, io: LoopRing) -> None:
+        self.buffer_shortages = 0  # multishot recvs ended by -ENOBUFS (each fell back to a plain recv)
         try:
             self.buffers: _native.BufferRing | None = io.ring.buffer_ring(_RECV_BUFFERS, _RECV_BUFFER_SIZE)
         except OSError:  # kernels before 5.19 have no buffer rings: plain recvs
@@ -236,36 +239,35 @@ class RingTransport(asyncio.Transport):
         self._io._request_flush()
 
     def _on_recv(self, res: int, flags: int) -> None:
-        """A CQE of the multishot recv."""
-        if flags & CQE_F_BUFFER:
-            bid = flags >> 16
-            buffers = self._buffers
-            assert buffers is not None
-            if res <= 0 or self._lost:
-                buffers.recycle(bid)
-            elif self._buffered and self._reading and not self._held:
-                self._into_protocol_buffer(buffers, bid, res)
-                res = -1  # delivered
-            else:
-                self._received(buffers.take(bid, res))
-                res = -1
+        """A CQE of the multishot recv: bytes in a provided buffer, EOF, or the end of the op."""
         if not flags & CQE_F_MORE:
             self._recv_ud = 0
             self._recv_cancelled = False
-        if self._lost:
+        if res > 0:
+            buffers: Any = self._buffers
+            bid = flags >> 16
+            if self._lost:
+                buffers.recycle(bid)
+                return
+            if self._buffered and self._reading and not self._held:
+                self._into_protocol_buffer(buffers, bid, res)
+            else:
+                self._received(buffers.take(bid, res))
+        elif self._lost:
             return
-        if res == 0:
-            self._received(None)
-        elif res < -1:
-            if res == -errno.ENOBUFS:  # every provided buffer is out: one plain recv, then multishot again
-                if self._reading and not self._closing and not self._held and not self._io.closed:
-                    self._arm_plain_recv()
-                return
-            if res != -errno.ECANCELED:
-                self._fatal_error(_native.os_error(res), "Fatal read error on socket transport")
-                return
-        if not self._recv_ud:
-            self._arm_recv()
+        elif res == 0:
+            self._received(None)  # EOF ends the op
+            return
+        elif res == -errno.ENOBUFS:  # every provided buffer is out: one plain recv, then multishot again
+            self._io.net.buffer_shortages += 1
+            if self._reading and not self._closing and not self._held and not self._io.closed:
+                self._arm_plain_recv()
+            return
+        elif res != -errno.ECANCELED:
+            self._fatal_error(_native.os_error(res), "Fatal read error on socket transport")
+            return
+        if not self._recv_ud and not self._lost:
+            self._arm_recv()  # the kernel ended the multishot (or we cancelled it and read on)
 
     def _on_plain_recv(self, res: int, _flags: int) -> None:
         self._recv_ud = 0
@@ -379,38 +381,38 @@ class RingTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data``; it goes out with this iteration's other writes in one send."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if data.__class__ is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            data = bytes(data)  # the caller may reuse its buffer
         if self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
             return
-        if self._lost or self._sock is None:
+        if self._lost:
             if self._conn_lost_writes >= _WARN_AFTER_LOST:
                 logger.warning("socket.send() raised exception.")
             self._conn_lost_writes += 1
             return
-        chunk = data if data.__class__ is bytes else bytes(data)  # the caller may reuse its buffer
-        self._queue.append(chunk)
-        self._queued += len(chunk)
+        self._queue.append(data)
+        self._queued += len(data)
         if not self._send_scheduled and not self._send_ud:
             self._send_scheduled = True
             self._io.at_flush(self._send)
-        if not self._protocol_paused and self._queued + self._in_flight > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler(
-                    {
-                        "message": "protocol.pause_writing() failed",
-                        "exception": exc,
-                        "transport": self,
-                        "protocol": self._protocol,
-                    }
-                )
+        if self._queued + self._in_flight > self._high_water and not self._protocol_paused:
+            self._pause_protocol()
+
+    def _pause_protocol(self) -> None:
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {"message": "protocol.pause_writing() failed", "exception": exc, "transport": self,
+                 "protocol": self._protocol}
+            )  # fmt: skip
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -425,9 +427,7 @@ class RingTransport(asyncio.Transport):
         self._queue, self._queued = [], 0
         if len(queue) == 1:
             data = queue[0]
-            self._send_ud = self._ring.prep_send(
-                self._fd, _native.readable_buffer(data), size, self._on_sent_entry, data
-            )
+            self._send_ud = self._ring.prep_send(self._fd, _from_buffer(data), size, self._on_sent_entry, data)
         elif size <= _JOIN_LIMIT or len(queue) > _IOV_MAX:
             data = b"".join(queue)
             queue = [data]
@@ -512,8 +512,7 @@ class RingTransport(asyncio.Transport):
         self._high_water, self._low_water = high, low
         size = self.get_write_buffer_size()
         if not self._protocol_paused and size > high:
-            self._protocol_paused = True
-            self._protocol.pause_writing()
+            self._pause_protocol()
 
     # -- ending -----------------------------------------------------------
 

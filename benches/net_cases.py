@@ -1,0 +1,243 @@
+"""The network shapes of issue 15 on loopback: spargio.net against the loop's own transports and rloop.
+
+* ``net_echo_rtt_256b``: one connection, 256 B written and read back, one round at a time.
+* ``net_stream_throughput_4k_window32``: one connection, 4 KiB frames echoed with 32 in flight.
+
+A unit is one round (one frame).  Client and echo server run on the same loop, so each
+implementation pays for both ends.  Implementations:
+
+* ``spargio`` — ``spargio.net`` streams (asyncio's StreamReader/Writer on RingTransports);
+* ``spargio.protocol`` — ``spargio.net.create_server``/``create_connection`` with plain Protocols;
+* ``loop.streams`` / ``loop.protocol`` — the same code on the loop's own transports: asyncio's
+  selector transports in the asyncio column, uvloop's in the uvloop column;
+* ``rloop.sock`` — rloop 0.5's ``sock_recv``/``sock_sendall`` on an rloop loop (its streams are
+  not what it is built for); the same rloop run in both columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fs_cases import run_on_fresh_loop
+
+from spargio import net
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+ECHO_SIZE = 256
+FRAME = 4096
+WINDOW = 32
+
+
+@dataclass(frozen=True)
+class NetCase:
+    bench: str
+    impl: str
+    qd: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.bench}/{self.impl}"
+
+
+IMPLS = ("spargio", "spargio.protocol", "loop.streams", "loop.protocol", "rloop.sock")
+CASES: dict[str, NetCase] = {}
+for _bench, _qd in (("net_echo_rtt_256b", 1), ("net_stream_throughput_4k_window32", WINDOW)):
+    for _impl in IMPLS:
+        _case = NetCase(_bench, _impl, _qd)
+        CASES[_case.key] = _case
+
+
+# -- streams ------------------------------------------------------------------------
+
+
+async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def _streams(module: Any, bench: str, n: int) -> float:
+    server = await module.start_server(_echo_stream, "127.0.0.1", 0)
+    reader, writer = await module.open_connection(*server.sockets[0].getsockname())
+    try:
+        if bench == "net_echo_rtt_256b":
+            message = b"e" * ECHO_SIZE
+            t0 = time.perf_counter()
+            for _ in range(n):
+                writer.write(message)
+                await reader.readexactly(ECHO_SIZE)
+        else:
+            frame = b"f" * FRAME
+            t0 = time.perf_counter()
+            sent = 0
+            for _ in range(min(WINDOW, n)):
+                writer.write(frame)
+                sent += 1
+            for _ in range(n):
+                await reader.readexactly(FRAME)
+                if sent < n:
+                    writer.write(frame)
+                    sent += 1
+        elapsed = time.perf_counter() - t0
+    finally:
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+    return elapsed
+
+
+# -- protocols ----------------------------------------------------------------------
+
+
+class _EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class _Client(asyncio.Protocol):
+    """Counts echoed bytes; ``on_bytes(total)`` runs on every arrival."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.want = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.waiter is not None and self.received >= self.want and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def until(self, total: int) -> None:
+        if self.received >= total:
+            return
+        self.want = total
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+
+async def _protocols(create_server: Callable[..., Any], create_connection: Callable[..., Any], bench: str, n: int) -> float:
+    server = await create_server(_EchoProtocol, "127.0.0.1", 0)
+    transport, client = await create_connection(_Client, *server.sockets[0].getsockname())
+    try:
+        if bench == "net_echo_rtt_256b":
+            message = b"e" * ECHO_SIZE
+            t0 = time.perf_counter()
+            for i in range(1, n + 1):
+                transport.write(message)
+                await client.until(i * ECHO_SIZE)
+        else:
+            frame = b"f" * FRAME
+            t0 = time.perf_counter()
+            sent = min(WINDOW, n)
+            for _ in range(sent):
+                transport.write(frame)
+            done = 0
+            while done < n:
+                await client.until((done + 1) * FRAME)
+                now = client.received // FRAME
+                for _ in range(min(now - done, n - sent)):
+                    transport.write(frame)
+                    sent += 1
+                done = now
+        elapsed = time.perf_counter() - t0
+    finally:
+        transport.close()
+        server.close()
+        await server.wait_closed()
+    return elapsed
+
+
+# -- rloop's sock_* API ---------------------------------------------------------------
+
+
+async def _rloop_socks(bench: str, n: int) -> float:
+    loop = asyncio.get_running_loop()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    client = socket.socket()
+    client.setblocking(False)
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def serve() -> None:
+        conn, _ = await loop.sock_accept(listener)
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while data := await loop.sock_recv(conn, 65536):
+                await loop.sock_sendall(conn, data)
+        finally:
+            conn.close()
+
+    server = asyncio.ensure_future(serve())
+    await loop.sock_connect(client, listener.getsockname())
+    try:
+        size = ECHO_SIZE if bench == "net_echo_rtt_256b" else FRAME
+        window = 1 if bench == "net_echo_rtt_256b" else WINDOW
+        message = b"m" * size
+        t0 = time.perf_counter()
+        in_flight = 0
+        received = 0
+        sent = 0
+        while received < n * size:
+            while in_flight < window and sent < n:
+                await loop.sock_sendall(client, message)
+                in_flight += 1
+                sent += 1
+            data = await loop.sock_recv(client, 65536)
+            received += len(data)
+            in_flight = sent - received // size
+        elapsed = time.perf_counter() - t0
+    finally:
+        client.close()
+        await server
+        listener.close()
+    return elapsed
+
+
+def _run_rloop(main: Coroutine[Any, Any, float]) -> float:
+    import rloop
+
+    loop = rloop.new_event_loop()
+    try:
+        return loop.run_until_complete(main)  # type: ignore[no-any-return]
+    finally:
+        loop.close()
+
+
+def run_case(key: str, loop_name: str, n: int) -> float:
+    """Seconds taken by ``n`` units of case ``key`` on a fresh ``loop_name`` loop."""
+    case = CASES[key]
+    if case.impl == "rloop.sock":
+        return _run_rloop(_rloop_socks(case.bench, n))
+    if case.impl == "spargio":
+        main = _streams(net, case.bench, n)
+    elif case.impl == "loop.streams":
+        main = _streams(asyncio, case.bench, n)
+    elif case.impl == "spargio.protocol":
+        main = _protocols(net.create_server, net.create_connection, case.bench, n)
+    else:
+
+        async def own_protocols() -> float:
+            loop = asyncio.get_running_loop()
+            return await _protocols(loop.create_server, loop.create_connection, case.bench, n)
+
+        main = own_protocols()
+    return run_on_fresh_loop(loop_name, main)
