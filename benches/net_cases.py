@@ -131,7 +131,9 @@ class _Client(asyncio.Protocol):
         await self.waiter
 
 
-async def _protocols(create_server: Callable[..., Any], create_connection: Callable[..., Any], bench: str, n: int) -> float:
+async def _protocols(
+    create_server: Callable[..., Any], create_connection: Callable[..., Any], bench: str, n: int
+) -> float:
     server = await create_server(_EchoProtocol, "127.0.0.1", 0)
     transport, client = await create_connection(_Client, *server.sockets[0].getsockname())
     try:
