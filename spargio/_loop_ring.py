@@ -69,6 +69,7 @@ __all__ = ["LoopRing"]
 _Future = asyncio.Future
 _POOLED_SIZE = 4096  # reads up to this size reuse buffers from a per-ring pool
 _POOL_MAX = 64
+_FLUSH_ROUNDS = 4  # submit+reap rounds per flush callback while completions queue more work
 _alloc = _native.raw_allocator
 _unpack = _native.ffi.unpack
 
@@ -246,12 +247,27 @@ class LoopRing:
                 fn()
 
     def _flush(self) -> None:
+        """Submit and reap; again, a few rounds at most, while the completions queue more work.
+
+        A completion delivered inline (a socket's bytes to its protocol) may write at once: the
+        reply goes out in this same callback instead of a loop iteration later.  Futures only
+        schedule callbacks, so file ops never add rounds (a task awaiting op after op still
+        yields to the loop each time).
+        """
+        ring = self.ring
+        for _ in range(_FLUSH_ROUNDS):
+            if self._at_flush:
+                self.run_flush_hooks()
+            if ring.closed:
+                self._flush_pending = False
+                return
+            if ring.flush():  # the kernel took only part of the SQ (EAGAIN/EBUSY): next iteration
+                break
+            if not self._at_flush and not ring.sq_pending:
+                self._flush_pending = False
+                return
         self._flush_pending = False
-        if self._at_flush:
-            self.run_flush_hooks()
-        if not self.ring.closed and self.ring.flush():
-            # The kernel took only part of the SQ (EAGAIN/EBUSY): try again next iteration.
-            self._request_flush()
+        self._request_flush()
 
     def _request_flush(self) -> asyncio.AbstractEventLoop | None:
         """Make sure one flush runs in the loop's next iteration; None if the ring or loop is gone.

@@ -394,11 +394,20 @@ class RingTransport(asyncio.Transport):
                 logger.warning("socket.send() raised exception.")
             self._conn_lost_writes += 1
             return
-        self._queue.append(data)
-        self._queued += len(data)
-        if not self._send_scheduled and not self._send_ud:
-            self._send_scheduled = True
-            self._io.at_flush(self._send)
+        if not self._send_ud and not self._queue:  # the common case: nothing ahead of it, send it now
+            n = len(data)
+            self._send_ud = self._ring.prep_send(self._fd, _from_buffer(data), n, self._on_sent_entry, data)
+            self._in_flight_data = [data]
+            self._in_flight = n
+            io = self._io
+            if not io._flush_pending:
+                io._request_flush()
+        else:  # behind a send in flight: gathered into the next one
+            self._queue.append(data)
+            self._queued += len(data)
+            if not self._send_scheduled and not self._send_ud:
+                self._send_scheduled = True
+                self._io.at_flush(self._send)
         if self._queued + self._in_flight > self._high_water and not self._protocol_paused:
             self._pause_protocol()
 
@@ -537,6 +546,7 @@ class RingTransport(asyncio.Transport):
             return
         self._closing = True
         self._queue, self._queued = [], 0
+        self._in_flight = 0  # the send in flight is cancelled: its bytes are no longer the transport's
         self._stop_recv()
         if self._send_ud and not self._io.closed:
             self._io._cancel(self._send_ud)
