@@ -67,6 +67,8 @@ int spg_prep_sendv(spg_ring *r, int fd, char *const *bufs, const unsigned *lens,
 int spg_prep_accept(spg_ring *r, int fd, int multishot, int flags, uint64_t ud);
 int spg_prep_connect(spg_ring *r, int fd, const void *addr, unsigned addrlen, uint64_t ud);
 int spg_prep_shutdown(spg_ring *r, int fd, int how, uint64_t ud);
+int spg_prep_splice(spg_ring *r, int fd_in, int64_t off_in, int fd_out, int64_t off_out, unsigned len,
+                    unsigned flags, int link, uint64_t ud);
 
 typedef struct spg_bufring spg_bufring;
 spg_bufring *spg_bufring_create(spg_ring *r, unsigned bgid, unsigned entries, unsigned size, int *err);

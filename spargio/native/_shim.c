@@ -403,6 +403,20 @@ int spg_prep_shutdown(spg_ring *r, int fd, int how, uint64_t ud)
     return 0;
 }
 
+/* splice(2) as an op; off -1 = the fd's own position (a pipe).  `link` chains the
+ * next SQE behind this one (IOSQE_IO_LINK: it starts only if this one moves
+ * all `len` bytes; otherwise it completes with -ECANCELED). */
+int spg_prep_splice(spg_ring *r, int fd_in, int64_t off_in, int fd_out, int64_t off_out, unsigned len,
+                    unsigned flags, int link, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, len, flags);
+    if (link)
+        sqe->flags |= IOSQE_IO_LINK;
+    sqe->user_data = ud;
+    return 0;
+}
+
 /* -- provided-buffer rings ---------------------------------------------------
  *
  * One ring of `entries` buffers of `size` bytes, registered as group `bgid`.

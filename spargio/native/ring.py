@@ -94,6 +94,7 @@ OPCODES: Final[dict[str, int]] = {
     "WRITE": 23,
     "SEND": 26,
     "RECV": 27,
+    "SPLICE": 30,
     "SHUTDOWN": 34,
     "MSG_RING": 40,
     "RENAMEAT": 35,
@@ -615,6 +616,12 @@ class Ring:
 
     def prep_shutdown(self, fd: int, how: int, entry: Any) -> int:
         return self._prep(lib.spg_prep_shutdown, (fd, how), entry, None)
+
+    def prep_splice(
+        self, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int, entry: Any, *, link: bool = False
+    ) -> int:
+        """Queue a splice of ``length`` bytes (offsets -1: a pipe's); ``link`` chains the next op behind it."""
+        return self._prep(lib.spg_prep_splice, (fd_in, off_in, fd_out, off_out, length, 1, int(link)), entry, None)
 
     def buffer_ring(self, count: int, size: int) -> BufferRing:
         """Register a new provided-buffer group of ``count`` (a power of two) buffers of ``size`` bytes."""

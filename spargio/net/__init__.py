@@ -8,11 +8,12 @@ semantics).  On an io_uring loop (the service loop's ring on asyncio or
 uvloop, or a shard's) connections are `RingTransport` s: a multishot accept
 per listener, a multishot recv into the loop's provided-buffer ring per
 connection, one gathered send per loop iteration, connect and shutdown as
-ops.  On the thread backend every call goes to the running loop's own method,
+ops, and `sendfile` by splice (the bytes never reach Python).  On the thread backend every call goes to the running loop's own method,
 same arguments, same results; `uses_ring` says which path a loop takes.
 """
 
 from ._api import create_connection, create_server, create_unix_connection, create_unix_server, start_tls, uses_ring
+from ._sendfile import sendfile
 from ._server import Server
 from ._streams import StreamWriter, open_connection, open_unix_connection, start_server, start_unix_server
 from ._transport import RingTransport
@@ -27,6 +28,7 @@ __all__ = [
     "create_unix_server",
     "open_connection",
     "open_unix_connection",
+    "sendfile",
     "start_server",
     "start_tls",
     "start_unix_server",

@@ -43,6 +43,7 @@ import collections
 import errno
 import functools
 import logging
+import os
 import socket
 import warnings
 from asyncio import trsock
@@ -150,6 +151,9 @@ class RingTransport(asyncio.Transport):
         self._send_scheduled = False
         self._on_sent_entry = io.completion(self._on_sent)
         self._eof_requested = False
+        self._sendfile_active = False  # a spargio.net.sendfile owns the socket's sending side
+        self._pipe: tuple[int, int] | None = None  # sendfile's pipe (read end, write end)
+        self._empty_waiters: list[asyncio.Future[None]] = []
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._protocol_paused = False
@@ -387,6 +391,8 @@ class RingTransport(asyncio.Transport):
             data = bytes(data)  # the caller may reuse its buffer
         if self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
+        if self._sendfile_active:
+            raise RuntimeError("unable to write; sendfile is in progress")
         if not data:
             return
         if self._lost:
@@ -468,6 +474,8 @@ class RingTransport(asyncio.Transport):
             self._send_scheduled = True
             self._io.at_flush(self._send)
             return
+        if self._empty_waiters:
+            self._wake_empty_waiters()
         if self._protocol_paused and self._queued <= self._low_water:
             self._protocol_paused = False
             try:
@@ -487,6 +495,19 @@ class RingTransport(asyncio.Transport):
             self._schedule_connection_lost(None)
         elif self._eof_requested:
             self._shutdown_write()
+
+    async def _drained(self) -> None:
+        """Wait until every queued and in-flight write is out (or the transport failed)."""
+        while (self._queued or self._send_ud) and not self._lost:
+            waiter = self._loop.create_future()
+            self._empty_waiters.append(waiter)
+            await waiter
+
+    def _wake_empty_waiters(self) -> None:
+        waiters, self._empty_waiters = self._empty_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def can_write_eof(self) -> bool:
         return True
@@ -556,6 +577,7 @@ class RingTransport(asyncio.Transport):
         if self._lost:
             return
         self._lost = True
+        self._wake_empty_waiters()
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
@@ -563,6 +585,10 @@ class RingTransport(asyncio.Transport):
             self._protocol.connection_lost(exc)  # type: ignore[arg-type]
         finally:
             self._held.clear()
+            if self._pipe is not None:
+                for fd in self._pipe:
+                    os.close(fd)
+                self._pipe = None
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
