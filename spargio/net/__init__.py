@@ -8,8 +8,9 @@ semantics).  On an io_uring loop (the service loop's ring on asyncio or
 uvloop, or a shard's) connections are `RingTransport` s: a multishot accept
 per listener, a multishot recv into the loop's provided-buffer ring per
 connection, one gathered send per loop iteration, connect and shutdown as
-ops, and `sendfile` by splice (the bytes never reach Python).  On the thread backend every call goes to the running loop's own method,
-same arguments, same results; `uses_ring` says which path a loop takes.
+ops, and `sendfile` by splice (the bytes never reach Python).  On the thread
+backend every call goes to the running loop's own method, same arguments,
+same results; `uses_ring` says which path a loop takes.
 """
 
 from ._api import create_connection, create_server, create_unix_connection, create_unix_server, start_tls, uses_ring
