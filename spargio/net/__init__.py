@@ -10,18 +10,22 @@ per listener, a multishot recv into the loop's provided-buffer ring per
 connection, one gathered send per loop iteration, connect and shutdown as
 ops, and `sendfile` by splice (the bytes never reach Python).  On the thread
 backend every call goes to the running loop's own method, same arguments,
-same results; `uses_ring` says which path a loop takes.
+same results; `uses_ring` says which path a loop takes.  `serve_on_shards`
+listens from every shard of a runtime (SO_REUSEPORT), and
+`spargio.net.aiohttp` serves an unchanged aiohttp app on all of this.
 """
 
 from ._api import create_connection, create_server, create_unix_connection, create_unix_server, start_tls, uses_ring
 from ._sendfile import sendfile
 from ._server import Server
+from ._shards import ShardServers, serve_on_shards
 from ._streams import StreamWriter, open_connection, open_unix_connection, start_server, start_unix_server
 from ._transport import RingTransport
 
 __all__ = [
     "RingTransport",
     "Server",
+    "ShardServers",
     "StreamWriter",
     "create_connection",
     "create_server",
@@ -30,6 +34,7 @@ __all__ = [
     "open_connection",
     "open_unix_connection",
     "sendfile",
+    "serve_on_shards",
     "start_server",
     "start_tls",
     "start_unix_server",
