@@ -25,6 +25,12 @@ from .stores import MODES, make_store
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mixed_service", description=__doc__.splitlines()[0])
     parser.add_argument("--io", choices=MODES, default="spargio", help="how the disk work is done")
+    parser.add_argument(
+        "--net",
+        choices=("loop", "spargio"),
+        default="loop",
+        help="the connections' transports: the loop's own (uvloop's), or spargio.net's on io_uring",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--data-dir", required=True, help="the directory whose files are served")
@@ -61,9 +67,13 @@ async def serve(args: argparse.Namespace) -> None:
         max_connections=args.max_connections,
         shutdown_timeout=args.shutdown_timeout,
         access_log=access_logger if args.access_log else None,
+        net=args.net,
     )
     try:
-        print(f"listening on http://{service.host}:{service.port} (io={args.io}, data={args.data_dir})", flush=True)
+        print(
+            f"listening on http://{service.host}:{service.port} (io={args.io}, net={args.net}, data={args.data_dir})",
+            flush=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

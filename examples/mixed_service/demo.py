@@ -1,6 +1,7 @@
 """``make demo``: the mixed service under load, with each ``--io`` mode, beside nginx.
 
-For each mode (spargio, aiofiles, to_thread) it starts the service on
+For each mode (spargio, aiofiles, to_thread, and spargio+net: spargio's disk work with the
+connections on spargio.net's io_uring transports instead of uvloop's) it starts the service on
 loopback, drives each endpoint with wrk (a warm-up, then three measured
 runs whose medians are kept), and stops it; nginx serving the same files is the far anchor for GET.  It
 prints one table (req/s, p50 and p99 latency, and spargio's ratios to the
@@ -59,6 +60,7 @@ ENDPOINTS = (
 )
 SMALL_SIZE, BIG_SIZE, HUGE_SIZE = 16 << 10, 1 << 20, 16 << 20
 SLOW_READERS = 32
+NET_SERVER = "spargio+net"  # --io spargio --net spargio: the same service on spargio.net's transports
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,16 @@ def make_data_set(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_service(mode: str, data_dir: Path, shards: int | None) -> Iterator[tuple[str, int]]:
-    """Start ``python -m mixed_service --io mode`` on a free loopback port; yield its URL and pid."""
+def running_service(server: str, data_dir: Path, shards: int | None) -> Iterator[tuple[str, int]]:
+    """Start ``python -m mixed_service --io mode`` on a free loopback port; yield its URL and pid.
+
+    ``server`` is an --io mode, or ``spargio+net``: --io spargio with --net spargio (the
+    connections on spargio.net's io_uring transports instead of uvloop's).
+    """
+    mode, _, net = server.partition("+")
     command = [sys.executable, "-P", "-m", "mixed_service", "--io", mode, "--port", "0", "--data-dir", str(data_dir)]
+    if net:
+        command += ["--net", "spargio"]
     if shards is not None:
         command += ["--shards", str(shards)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
@@ -263,11 +272,12 @@ def table(results: list[Result]) -> str:
     """A Markdown table: a row per endpoint and server, spargio's ratios on its rows."""
     by = {(r.server, r.endpoint): r for r in results}
     lines = [
-        "| endpoint | server | req/s | p50 ms | p99 ms | spargio ÷ aiofiles | spargio ÷ to_thread |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| endpoint | server | req/s | p50 ms | p99 ms | spargio ÷ aiofiles | spargio ÷ to_thread |"
+        " spargio.net ÷ uvloop's transports |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for endpoint in ENDPOINTS:
-        for server in (*MODES, "nginx"):
+        for server in (*MODES, NET_SERVER, "nginx"):
             r = by.get((server, endpoint.key))
             if r is None:
                 continue
@@ -277,10 +287,14 @@ def table(results: list[Result]) -> str:
                     o = by.get((other, endpoint.key))
                     if o is not None and o.rate > 0:
                         ratios[i] = f"**{r.rate / o.rate:.2f}x** (p99 {r.p99_ms / o.p99_ms:.2f}x)"
+            net_ratio = ""
+            base = by.get(("spargio", endpoint.key))
+            if server == NET_SERVER and base is not None and base.rate > 0:
+                net_ratio = f"**{r.rate / base.rate:.2f}x** (p99 {r.p99_ms / base.p99_ms:.2f}x)"
             failed = f" ({r.failed} failed)" if r.failed else ""
             lines.append(
                 f"| {endpoint.label} | {server}{failed} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
-                f"{ratios[0]} | {ratios[1]} |"
+                f"{ratios[0]} | {ratios[1]} | {net_ratio} |"
             )
     return "\n".join(lines)
 
@@ -292,7 +306,9 @@ def chart(results: list[Result], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"spargio": "#2a9d8f", "aiofiles": "#e76f51", "to_thread": "#f4a261", "nginx": "#8d99ae"}
+    colours = {
+        "spargio": "#2a9d8f", NET_SERVER: "#264653", "aiofiles": "#e76f51", "to_thread": "#f4a261", "nginx": "#8d99ae"
+    }  # fmt: skip
     fig, axes = plt.subplots(2, len(ENDPOINTS), figsize=(4 * len(ENDPOINTS), 6.4), squeeze=False)
     for column, endpoint in enumerate(ENDPOINTS):
         rows = [r for server in colours for r in results if r.server == server and r.endpoint == endpoint.key]
@@ -324,6 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated --io modes to run")
     parser.add_argument("--shards", type=int, default=None, help="spargio's pool size (default: one per CPU)")
     parser.add_argument("--no-nginx", action="store_true", help="leave out the nginx anchor")
+    parser.add_argument("--no-net", action="store_true", help="leave out the spargio+net rows (spargio.net transports)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where demo.md/json/png go")
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -338,7 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     import spargio
 
     info = spargio.backend_info()
-    steps = len(args.modes) * len(ENDPOINTS) + (0 if args.no_nginx else 1)
+    servers = [*args.modes]
+    if "spargio" in args.modes and not args.no_net and info.name == "io_uring":
+        servers.append(NET_SERVER)
+    steps = len(servers) * len(ENDPOINTS) + (0 if args.no_nginx else 1)
     budget = steps * (args.seconds * args.rounds + args.warmup)
     print(f"spargio {spargio.__version__} on {info.name} ({info.reason}); {os.cpu_count()} CPUs")
     print(
@@ -354,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         step += 1
         failed = f"  {result.failed} FAILED" if result.failed else ""
         print(
-            f"[{step:2d}/{steps}] {result.server:9s} {result.endpoint:6s} {result.rate:9,.0f} req/s"
+            f"[{step:2d}/{steps}] {result.server:11s} {result.endpoint:6s} {result.rate:9,.0f} req/s"
             f"  p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms{failed}",
             flush=True,
         )
@@ -365,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir.mkdir()
         Path(tmp).chmod(0o755)
         make_data_set(data_dir)
-        for mode in args.modes:
+        for mode in servers:
             with running_service(mode, data_dir, args.shards) as (url, pid):
                 for endpoint in ENDPOINTS:
                     record(measure(mode, url, endpoint, args))

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiohttp import web
 
+import spargio.net
+
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
 
@@ -211,7 +213,9 @@ async def track_requests(request: web.Request, handler: Any) -> web.StreamRespon
 class Service:
     """A running service: its listener, its runner and its guard."""
 
-    def __init__(self, runner: web.AppRunner, listener: asyncio.Server, guard: Guard, shutdown_timeout: float) -> None:
+    def __init__(
+        self, runner: web.AppRunner, listener: asyncio.AbstractServer, guard: Guard, shutdown_timeout: float
+    ) -> None:
         self.runner = runner
         self.listener = listener
         self.guard = guard
@@ -242,8 +246,13 @@ async def start(
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     access_log: logging.Logger | None = None,
     backlog: int = 1024,
+    net: str = "loop",
 ) -> Service:
-    """Serve ``app`` on ``host:port`` (0: a free port) with the guards above."""
+    """Serve ``app`` on ``host:port`` (0: a free port) with the guards above.
+
+    ``net="spargio"`` listens through `spargio.net` (connections on io_uring
+    completions); ``"loop"`` through the loop's own ``create_server``.
+    """
     app.middlewares.insert(0, track_requests)
     handler_args: dict[str, Any] = {
         "access_log": access_log,
@@ -260,7 +269,10 @@ async def start(
         handler_args=handler_args,
     )
     try:
-        listener = await asyncio.get_running_loop().create_server(guard, host, port, backlog=backlog)
+        if net == "spargio":
+            listener = await spargio.net.create_server(guard, host, port, backlog=backlog)
+        else:
+            listener = await asyncio.get_running_loop().create_server(guard, host, port, backlog=backlog)
     except BaseException:
         await runner.cleanup()
         raise

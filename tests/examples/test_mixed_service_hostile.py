@@ -29,23 +29,24 @@ from mixed_service.stores import make_store
 import spargio
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-MODES = {
-    "spargio-io_uring": ("spargio", "io_uring"),
-    "spargio-threads": ("spargio", "threads"),
-    "aiofiles": ("aiofiles", None),
-    "to_thread": ("to_thread", None),
+MODES = {  # --io mode, backend, --net
+    "spargio-io_uring": ("spargio", "io_uring", "loop"),
+    "spargio-net": ("spargio", "io_uring", "spargio"),  # the connections on spargio.net's transports
+    "spargio-threads": ("spargio", "threads", "loop"),
+    "aiofiles": ("aiofiles", None, "loop"),
+    "to_thread": ("to_thread", None, "loop"),
 }
 BIG = 16 << 20
 
 
 @pytest.fixture(params=list(MODES))
-def mode(request) -> tuple[str, str | None]:
-    io, backend = MODES[request.param]
+def mode(request) -> tuple[str, str | None, str]:
+    io, backend, net = MODES[request.param]
     if backend == "io_uring" and spargio.backend_info().name != "io_uring":
         pytest.skip(f"io_uring is unavailable here ({spargio.backend_info().reason}); this case needs it")
     if backend is not None:
         spargio.configure(backend=backend)
-    yield io, backend
+    yield io, backend, net
     spargio.configure(backend="auto")
 
 
@@ -59,12 +60,12 @@ def data_dir(tmp_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def serving(mode, data_dir: Path, **options):
-    io, _ = mode
+    io, _, net = mode
     io_timeout = options.pop("io_timeout", 30.0)
     app = make_app(
         make_store(io, shards=2), str(data_dir), max_body=options.pop("max_body", 1 << 20), io_timeout=io_timeout
     )
-    service = await server.start(app, "127.0.0.1", 0, **options)
+    service = await server.start(app, "127.0.0.1", 0, net=net, **options)
     try:
         yield service
     finally:
@@ -141,8 +142,9 @@ class Service(subprocess.Popen):
 @contextlib.contextmanager
 def cli(mode, data_dir: Path, *flags: str, nofile: int | None = None):
     """``python -m mixed_service`` in a subprocess: (process, port); SIGTERM and wait at the end."""
-    io, backend = mode
+    io, backend, net = mode
     command = [sys.executable, "-P", "-m", "mixed_service", "--io", io, "--port", "0", "--data-dir", str(data_dir)]
+    command += ["--net", net]
     limit = None if nofile is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
     with Service(
         [*command, *flags],
