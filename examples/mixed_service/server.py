@@ -220,7 +220,8 @@ class Service:
         self.listener = listener
         self.guard = guard
         self.shutdown_timeout = shutdown_timeout
-        self.host, self.port = listener.sockets[0].getsockname()[:2]
+        sockets: Any = getattr(listener, "sockets", ())  # asyncio.Server's and spargio.net.Server's
+        self.host, self.port = sockets[0].getsockname()[:2]
 
     async def stop(self) -> None:
         """Close the listener, let requests in flight finish for ``shutdown_timeout`` s, cut the rest."""
