@@ -70,6 +70,13 @@ int spg_prep_shutdown(spg_ring *r, int fd, int how, uint64_t ud);
 int spg_prep_splice(spg_ring *r, int fd_in, int64_t off_in, int fd_out, int64_t off_out, unsigned len,
                     unsigned flags, int link, uint64_t ud);
 
+size_t spg_msg_scratch_size(void);
+unsigned spg_msg_namelen(const void *scratch);
+const char *spg_msg_name(const void *scratch);
+int spg_prep_recvmsg(spg_ring *r, int fd, void *scratch, void *buf, unsigned len, uint64_t ud);
+int spg_prep_sendmsg_to(spg_ring *r, int fd, void *scratch, const void *buf, unsigned len, const void *addr,
+                        unsigned addrlen, uint64_t ud);
+
 typedef struct spg_bufring spg_bufring;
 spg_bufring *spg_bufring_create(spg_ring *r, unsigned bgid, unsigned entries, unsigned size, int *err);
 char *spg_bufring_buf(spg_bufring *b, unsigned bid);

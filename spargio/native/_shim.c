@@ -417,6 +417,57 @@ int spg_prep_splice(spg_ring *r, int fd_in, int64_t off_in, int fd_out, int64_t 
     return 0;
 }
 
+/* Datagrams: one msghdr, its iovec and a sockaddr_storage in caller-owned
+ * `scratch` (spg_msg_scratch_size() bytes, alive until the CQE).  recvmsg
+ * fills the name; spg_msg_namelen/spg_msg_name read it back after. */
+typedef struct spg_msg {
+    struct msghdr msg;
+    struct iovec iov;
+    struct sockaddr_storage name;
+} spg_msg;
+
+size_t spg_msg_scratch_size(void) { return sizeof(spg_msg); }
+unsigned spg_msg_namelen(const void *scratch) { return ((const spg_msg *)scratch)->msg.msg_namelen; }
+const char *spg_msg_name(const void *scratch) { return (const char *)&((const spg_msg *)scratch)->name; }
+
+static void msg_init(spg_msg *m, void *buf, unsigned len)
+{
+    memset(&m->msg, 0, sizeof(m->msg));
+    m->iov.iov_base = buf;
+    m->iov.iov_len = len;
+    m->msg.msg_iov = &m->iov;
+    m->msg.msg_iovlen = 1;
+}
+
+int spg_prep_recvmsg(spg_ring *r, int fd, void *scratch, void *buf, unsigned len, uint64_t ud)
+{
+    spg_msg *m = (spg_msg *)scratch;
+    PREP_OR_BUSY(r, sqe);
+    msg_init(m, buf, len);
+    m->msg.msg_name = &m->name;
+    m->msg.msg_namelen = sizeof(m->name);
+    io_uring_prep_recvmsg(sqe, fd, &m->msg, 0);
+    sqe->user_data = ud;
+    return 0;
+}
+
+/* sendmsg of one buffer to `addr` (NULL: the connected peer). */
+int spg_prep_sendmsg_to(spg_ring *r, int fd, void *scratch, const void *buf, unsigned len, const void *addr,
+                        unsigned addrlen, uint64_t ud)
+{
+    spg_msg *m = (spg_msg *)scratch;
+    PREP_OR_BUSY(r, sqe);
+    msg_init(m, (void *)buf, len);
+    if (addr && addrlen <= sizeof(m->name)) {
+        memcpy(&m->name, addr, addrlen);
+        m->msg.msg_name = &m->name;
+        m->msg.msg_namelen = addrlen;
+    }
+    io_uring_prep_sendmsg(sqe, fd, &m->msg, MSG_NOSIGNAL);
+    sqe->user_data = ud;
+    return 0;
+}
+
 /* -- provided-buffer rings ---------------------------------------------------
  *
  * One ring of `entries` buffers of `size` bytes, registered as group `bgid`.
@@ -660,7 +711,8 @@ static inline int spg_keeps_gil(const char *wrapper)
            strcmp(wrapper, "_cffi_f_spg_submit_calls") == 0 || strcmp(wrapper, "_cffi_f_spg_ring_fd") == 0 ||
            strcmp(wrapper, "_cffi_f_spg_statx_fields") == 0 || strcmp(wrapper, "_cffi_f_spg_statx_size") == 0 ||
            strcmp(wrapper, "_cffi_f_spg_bufring_buf") == 0 || strcmp(wrapper, "_cffi_f_spg_bufring_recycle") == 0 ||
-           strcmp(wrapper, "_cffi_f_spg_msghdr_size") == 0;
+           strcmp(wrapper, "_cffi_f_spg_msghdr_size") == 0 || strcmp(wrapper, "_cffi_f_spg_msg_scratch_size") == 0 ||
+           strcmp(wrapper, "_cffi_f_spg_msg_namelen") == 0 || strcmp(wrapper, "_cffi_f_spg_msg_name") == 0;
 }
 
 #undef Py_BEGIN_ALLOW_THREADS

@@ -64,6 +64,8 @@ __all__ = [
     "buffer",
     "buffer_bytes",
     "ffi",
+    "message_name",
+    "message_scratch",
     "os_error",
     "path_arg",
     "raw_allocator",
@@ -83,6 +85,7 @@ OPCODES: Final[dict[str, int]] = {
     "FSYNC": 3,
     "POLL_ADD": 6,
     "SENDMSG": 9,
+    "RECVMSG": 10,
     "ACCEPT": 13,
     "ASYNC_CANCEL": 14,
     "CONNECT": 16,
@@ -308,6 +311,17 @@ def readable_buffer(obj: Any) -> Buffer:
 def path_arg(path: bytes) -> Buffer:
     """A NUL-terminated copy of ``path`` that the kernel can read."""
     return ffi.new("char[]", path)
+
+
+def message_scratch() -> Buffer:
+    """Memory for one datagram op's msghdr, iovec and peer address (see `Ring.prep_recvmsg`)."""
+    return ffi.new("char[]", lib.spg_msg_scratch_size())
+
+
+def message_name(scratch: Buffer) -> bytes:
+    """The raw sockaddr a completed recvmsg left in ``scratch``."""
+    data: bytes = ffi.unpack(lib.spg_msg_name(scratch), lib.spg_msg_namelen(scratch))
+    return data
 
 
 def statx_buffer() -> Buffer:
@@ -603,6 +617,20 @@ class Ring:
         scratch = _alloc("char[]", lib.spg_msghdr_size(n))
         return self._prep(
             lib.spg_prep_sendv, (fd, c_bufs, c_lens, n, scratch, _MSG_NOSIGNAL), entry, (bufs, scratch, keep)
+        )
+
+    def prep_recvmsg(self, fd: int, scratch: Buffer, buf: Buffer, length: int, entry: Any) -> int:
+        """Queue one recvmsg of a datagram into ``buf``; its sender's address lands in ``scratch``
+        (a `message_scratch`), read back with `message_name`."""
+        return self._prep(lib.spg_prep_recvmsg, (fd, scratch, buf, length), entry, (scratch, buf))
+
+    def prep_sendmsg_to(self, fd: int, scratch: Buffer, data: bytes, address: bytes | None, entry: Any) -> int:
+        """Queue one sendmsg of ``data`` to the raw sockaddr ``address`` (None: the connected peer)."""
+        buf = ffi.from_buffer("char[]", data)
+        addr = ffi.NULL if address is None else ffi.new("char[]", address)
+        length = 0 if address is None else len(address)
+        return self._prep(
+            lib.spg_prep_sendmsg_to, (fd, scratch, buf, len(data), addr, length), entry, (scratch, buf, addr, data)
         )
 
     def prep_accept(self, fd: int, multishot: bool, entry: Any) -> int:

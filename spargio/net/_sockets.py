@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Iterable, Sequence
 
-__all__ = ["listening_sockets", "ring_of", "sockaddr", "unix_listener"]
+__all__ = ["address_of", "listening_sockets", "ring_of", "sockaddr", "unix_listener"]
 
 _NET_OPCODES = ("RECV", "SEND", "SENDMSG", "ACCEPT", "CONNECT", "SHUTDOWN")
 
@@ -60,6 +60,26 @@ def sockaddr(family: int, address: Any) -> bytes:
         # An abstract name (leading NUL) is passed with its exact length; a path NUL-terminated.
         return struct.pack("=H", family) + path + (b"" if path.startswith(b"\0") else b"\0")
     raise ValueError(f"spargio.net cannot connect sockets of family {family!r}")
+
+
+def address_of(raw: bytes) -> Any:
+    """The Python form (as ``socket.recvfrom`` gives it) of a raw ``struct sockaddr``; None if empty."""
+    if len(raw) < 2:
+        return None
+    (family,) = struct.unpack("=H", raw[:2])
+    if family == socket.AF_INET:
+        (port,) = struct.unpack("!H", raw[2:4])
+        return socket.inet_ntop(family, raw[4:8]), port
+    if family == socket.AF_INET6:
+        port, flowinfo = struct.unpack("!HI", raw[2:8])
+        (scope_id,) = struct.unpack("=I", raw[24:28])
+        return socket.inet_ntop(family, raw[8:24]), port, flowinfo, scope_id
+    if family == socket.AF_UNIX:
+        path = raw[2:]
+        if path.startswith(b"\0"):
+            return path  # an abstract name, as the socket module returns it
+        return os.fsdecode(path.split(b"\0", 1)[0]) or None
+    return raw
 
 
 async def listening_sockets(
