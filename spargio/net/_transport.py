@@ -98,6 +98,43 @@ class RingTransport(asyncio.Transport):
     already taken may still reach the peer.
     """
 
+    __slots__ = (
+        "_buffered",
+        "_buffers",
+        "_closing",
+        "_conn_lost_writes",
+        "_empty_waiters",
+        "_eof_requested",
+        "_fd",
+        "_held",
+        "_high_water",
+        "_in_flight",
+        "_in_flight_data",
+        "_io",
+        "_loop",
+        "_lost",
+        "_low_water",
+        "_on_plain_recv_entry",
+        "_on_recv_entry",
+        "_on_sent_entry",
+        "_own_buffer",
+        "_pipe",
+        "_protocol",
+        "_protocol_paused",
+        "_queue",
+        "_queued",
+        "_reading",
+        "_recv_cancelled",
+        "_recv_ud",
+        "_ring",
+        "_send_scheduled",
+        "_send_ud",
+        "_sendfile_active",
+        "_server",
+        "_sock",
+        "__weakref__",
+    )  # an idle connection costs what it holds, no per-object dict
+
     _start_tls_compatible = True
     _sendfile_compatible = asyncio.constants._SendfileMode.FALLBACK  # type: ignore[attr-defined]
 
@@ -113,18 +150,18 @@ class RingTransport(asyncio.Transport):
         waiter: asyncio.Future[None] | None = None,
     ) -> None:
         super().__init__(extra)
-        self._extra: dict[str, Any] = self._extra  # (set by asyncio.BaseTransport)
         self._loop = loop
         self._io = io
         self._ring = io.ring
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
-        self._extra["socket"] = trsock.TransportSocket(sock)
+        info: dict[str, Any] = self._extra  # type: ignore[attr-defined]  # (asyncio.BaseTransport's slot)
+        info["socket"] = trsock.TransportSocket(sock)
         for key, call in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
             try:
-                self._extra[key] = call()
+                info[key] = call()
             except OSError:
-                self._extra[key] = None
+                info[key] = None
         self._protocol: asyncio.BaseProtocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._server = server
