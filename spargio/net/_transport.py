@@ -99,6 +99,7 @@ class RingTransport(asyncio.Transport):
     """
 
     __slots__ = (
+        "__weakref__",
         "_buffered",
         "_buffers",
         "_closing",
@@ -132,7 +133,6 @@ class RingTransport(asyncio.Transport):
         "_sendfile_active",
         "_server",
         "_sock",
-        "__weakref__",
     )  # an idle connection costs what it holds, no per-object dict
 
     _start_tls_compatible = True
