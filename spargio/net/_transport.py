@@ -290,10 +290,19 @@ class RingTransport(asyncio.Transport):
             if self._lost:
                 buffers.recycle(bid)
                 return
-            if self._buffered and self._reading and not self._held:
-                self._into_protocol_buffer(buffers, bid, res)
-            else:
-                self._received(buffers.take(bid, res))
+            if not self._reading or self._held or self._buffered:
+                if self._buffered and self._reading and not self._held:
+                    self._into_protocol_buffer(buffers, bid, res)
+                else:
+                    self._received(buffers.take(bid, res))
+            else:  # the hot path: bytes straight to data_received
+                data = buffers.take(bid, res)
+                try:
+                    self._protocol.data_received(data)  # type: ignore[attr-defined]
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
         elif self._lost:
             return
         elif res == 0:
