@@ -17,7 +17,7 @@ from asyncio import sslproto
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._server import Server
-from ._sockets import listening_sockets, ring_of, sockaddr, unix_listener
+from ._sockets import given_unix_socket, listening_sockets, ring_of, sockaddr, unix_listener
 from ._transport import RingTransport
 
 if TYPE_CHECKING:
@@ -76,24 +76,14 @@ async def create_server(
         )  # fmt: skip
     _check_ssl_args(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
-        if host is not None or port is not None:
-            raise ValueError("host/port and sock can not be specified at the same time")
-        if sock.type != socket.SOCK_STREAM:
-            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        sock.setblocking(False)
-        sockets = [sock]
+        sockets = [_given_stream_socket(sock, host, port)]
     else:
         sockets = await listening_sockets(
             loop, host, port, family=family, flags=flags, reuse_address=reuse_address,
             reuse_port=reuse_port, keep_alive=keep_alive,
         )  # fmt: skip
-    server = Server(
-        loop, io, sockets, protocol_factory, backlog,
-        wrap=_server_tls(loop, ssl, ssl_handshake_timeout, ssl_shutdown_timeout),
-    )  # fmt: skip
-    if start_serving:
-        await server.start_serving()
-    return server
+    wrap = _server_tls(loop, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    return await _serving(Server(loop, io, sockets, protocol_factory, backlog, wrap=wrap), start_serving)
 
 
 async def create_unix_server(
@@ -121,11 +111,13 @@ async def create_unix_server(
     listener = unix_listener(path, sock)
     name = listener.getsockname()
     unlink = name if cleanup_socket and sock is None and name and name[:1] not in ("\0", b"\0") else None
-    server = Server(
-        loop, io, [listener], protocol_factory, backlog, unlink_on_close=unlink,
-        wrap=_server_tls(loop, ssl, ssl_handshake_timeout, ssl_shutdown_timeout),
-    )  # fmt: skip
-    if start_serving:
+    wrap = _server_tls(loop, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    server = Server(loop, io, [listener], protocol_factory, backlog, unlink_on_close=unlink, wrap=wrap)
+    return await _serving(server, start_serving)
+
+
+async def _serving(server: Server, start: bool) -> Server:
+    if start:
         await server.start_serving()
     return server
 
@@ -170,11 +162,7 @@ async def create_connection(
         server_hostname = host
     _check_ssl_args(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
-        if host is not None or port is not None:
-            raise ValueError("host/port and sock can not be specified at the same time")
-        if sock.type != socket.SOCK_STREAM:
-            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        sock.setblocking(False)
+        _given_stream_socket(sock, host, port)
     else:
         if host is None and port is None:
             raise ValueError("host and port was not specified and no sock specified")
@@ -207,11 +195,7 @@ async def create_unix_connection(
         raise ValueError("you have to pass server_hostname when using ssl")
     _check_ssl_args(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
-        if path is not None:
-            raise ValueError("path and sock can not be specified at the same time")
-        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-            raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-        sock.setblocking(False)
+        given_unix_socket(sock, path)
     else:
         if path is None:
             raise ValueError("no path and sock were specified")
@@ -233,6 +217,16 @@ _SSLProtocol: Any = sslproto.SSLProtocol  # (typeshed's timeouts say int; asynci
 def _own(loop: asyncio.AbstractEventLoop) -> Any:
     """The loop, to call its own method with asyncio's arguments (uvloop's signatures differ)."""
     return loop
+
+
+def _given_stream_socket(sock: socket.socket, host: object, port: object) -> socket.socket:
+    """A caller's own connected or listening socket, checked as asyncio checks it, made non-blocking."""
+    if host is not None or port is not None:
+        raise ValueError("host/port and sock can not be specified at the same time")
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+    sock.setblocking(False)
+    return sock
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..native import ring as _native
 from ._sockets import address_of, ring_of, sockaddr
+from ._transport import water_marks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -162,13 +163,7 @@ class RingDatagramTransport(asyncio.DatagramTransport):
         return self._low_water, self._high_water
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water, self._low_water = high, low
+        self._high_water, self._low_water = water_marks(high, low)
 
     # -- the rest of the transport ----------------------------------------
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Iterable, Sequence
 
-__all__ = ["address_of", "listening_sockets", "ring_of", "sockaddr", "unix_listener"]
+__all__ = ["address_of", "given_unix_socket", "listening_sockets", "ring_of", "sockaddr", "unix_listener"]
 
 _NET_OPCODES = ("RECV", "SEND", "SENDMSG", "ACCEPT", "CONNECT", "SHUTDOWN")
 
@@ -136,15 +136,20 @@ async def listening_sockets(
     return sockets
 
 
+def given_unix_socket(sock: socket.socket, path: object) -> socket.socket:
+    """A caller's own AF_UNIX stream socket, checked as asyncio checks it, made non-blocking."""
+    if path is not None:
+        raise ValueError("path and sock can not be specified at the same time")
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+    sock.setblocking(False)
+    return sock
+
+
 def unix_listener(path: str | bytes | os.PathLike[str] | None, sock: socket.socket | None) -> socket.socket:
     """A bound, non-blocking AF_UNIX stream socket, removing a stale socket file first (as asyncio does)."""
     if sock is not None:
-        if path is not None:
-            raise ValueError("path and sock can not be specified at the same time")
-        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-            raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-        sock.setblocking(False)
-        return sock
+        return given_unix_socket(sock, path)
     if path is None:
         raise ValueError("path was not specified, and no sock specified")
     name = os.fspath(path)

@@ -61,15 +61,34 @@ def _with_our_writer(client_connected_cb: ClientConnected) -> ClientConnected:
     return connected
 
 
+def _server_protocols(client_connected_cb: ClientConnected, limit: int) -> Any:
+    """A factory of asyncio's stream protocol for a server: a reader per connection, our writer class."""
+    loop = asyncio.get_running_loop()
+    connected = _with_our_writer(client_connected_cb)
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=limit, loop=loop), connected, loop=loop)
+
+    return factory
+
+
+async def _stream_pair(connect: Any, address: tuple[Any, ...], limit: int, kwds: Any) -> Any:
+    """Connect with ``connect(protocol_factory, *address, **kwds)``; asyncio's reader and our writer."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await connect(lambda: protocol, *address, **kwds)
+    return reader, StreamWriter(transport, protocol, reader, loop)
+
+
 async def open_connection(
     host: str | None = None, port: int | None = None, *, limit: int = _LIMIT, **kwds: Any
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """``asyncio.open_connection`` on a spargio.net transport; ``kwds`` go to `create_connection`."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await create_connection(lambda: protocol, host, port, **kwds)
-    return reader, StreamWriter(transport, protocol, reader, loop)
+    pair: tuple[asyncio.StreamReader, asyncio.StreamWriter] = await _stream_pair(
+        create_connection, (host, port), limit, kwds
+    )
+    return pair
 
 
 async def start_server(
@@ -81,24 +100,17 @@ async def start_server(
     **kwds: Any,
 ) -> asyncio.AbstractServer:
     """``asyncio.start_server`` on spargio.net; ``kwds`` go to `create_server`."""
-    loop = asyncio.get_running_loop()
-
-    def factory() -> asyncio.StreamReaderProtocol:
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, _with_our_writer(client_connected_cb), loop=loop)
-
-    return await create_server(factory, host, port, **kwds)
+    return await create_server(_server_protocols(client_connected_cb, limit), host, port, **kwds)
 
 
 async def open_unix_connection(
     path: str | bytes | os.PathLike[str] | None = None, *, limit: int = _LIMIT, **kwds: Any
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """``asyncio.open_unix_connection`` on a spargio.net transport."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await create_unix_connection(lambda: protocol, path, **kwds)
-    return reader, StreamWriter(transport, protocol, reader, loop)
+    pair: tuple[asyncio.StreamReader, asyncio.StreamWriter] = await _stream_pair(
+        create_unix_connection, (path,), limit, kwds
+    )
+    return pair
 
 
 async def start_unix_server(
@@ -108,11 +120,5 @@ async def start_unix_server(
     limit: int = _LIMIT,
     **kwds: Any,
 ) -> asyncio.AbstractServer:
-    """``asyncio.start_unix_server`` on spargio.net."""
-    loop = asyncio.get_running_loop()
-
-    def factory() -> asyncio.StreamReaderProtocol:
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, _with_our_writer(client_connected_cb), loop=loop)
-
-    return await create_unix_server(factory, path, **kwds)
+    """``asyncio.start_unix_server`` on spargio.net; ``kwds`` go to `create_unix_server`."""
+    return await create_unix_server(_server_protocols(client_connected_cb, limit), path, **kwds)

@@ -55,7 +55,7 @@ from ..native.ring import CQE_F_MORE
 if TYPE_CHECKING:
     from .._loop_ring import LoopRing
 
-__all__ = ["RingTransport", "receive_buffers"]
+__all__ = ["RingTransport", "receive_buffers", "water_marks"]
 
 logger = logging.getLogger("spargio.net")
 _from_buffer = functools.partial(_native.ffi.from_buffer, "char[]")  # readable_buffer, minus a frame
@@ -296,13 +296,7 @@ class RingTransport(asyncio.Transport):
                 else:
                     self._received(buffers.take(bid, res))
             else:  # the hot path: bytes straight to data_received
-                data = buffers.take(bid, res)
-                try:
-                    self._protocol.data_received(data)  # type: ignore[attr-defined]
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                self._data_received(buffers.take(bid, res))
         elif self._lost:
             return
         elif res == 0:
@@ -362,12 +356,18 @@ class RingTransport(asyncio.Transport):
         elif self._buffered:
             self._feed_buffered(data, None)
         else:
-            try:
-                self._protocol.data_received(data)  # type: ignore[attr-defined]
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            self._data_received(data)
+
+    def _data_received(self, data: bytes) -> bool:
+        """``protocol.data_received(data)``; a failure is fatal to the transport (False)."""
+        try:
+            self._protocol.data_received(data)  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return False
+        return True
 
     def _feed_buffered(self, data: bytes, target: memoryview | None) -> None:
         view = memoryview(data)
@@ -405,14 +405,8 @@ class RingTransport(asyncio.Transport):
                 return
             if self._buffered:
                 self._feed_buffered(data, None)
-            else:
-                try:
-                    self._protocol.data_received(data)  # type: ignore[attr-defined]
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-                    return
+            elif not self._data_received(data):
+                return
         self._arm_recv()
 
     def _eof(self) -> None:
@@ -579,15 +573,9 @@ class RingTransport(asyncio.Transport):
         return self._low_water, self._high_water
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water, self._low_water = high, low
+        self._high_water, self._low_water = water_marks(high, low)
         size = self.get_write_buffer_size()
-        if not self._protocol_paused and size > high:
+        if not self._protocol_paused and size > self._high_water:
             self._pause_protocol()
 
     # -- ending -----------------------------------------------------------
@@ -641,6 +629,17 @@ class RingTransport(asyncio.Transport):
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self)
+
+
+def water_marks(high: int | None, low: int | None) -> tuple[int, int]:
+    """asyncio's rule for ``set_write_buffer_limits``: (high, low) from what was given."""
+    if high is None:
+        high = 64 * 1024 if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+    return high, low
 
 
 def _set_result_unless_cancelled(fut: asyncio.Future[None]) -> None:
