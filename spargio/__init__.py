@@ -12,6 +12,7 @@ import atexit as _atexit
 
 from . import boundary as boundary
 from . import fs as fs
+from . import net as net
 from ._backend import (
     BackendFallbackWarning as BackendFallbackWarning,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "current_shard",
     "default_runtime",
     "fs",
+    "net",
     "run",
 ]
 

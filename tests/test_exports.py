@@ -14,6 +14,8 @@ MODULES = [
     "spargio.aiofiles.ospath",
     "spargio.aiofiles.tempfile",
     "spargio.fs",
+    "spargio.net",
+    "spargio.net.aiohttp",
     "spargio.testing",
 ]
 

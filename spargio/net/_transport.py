@@ -136,7 +136,7 @@ class RingTransport(asyncio.Transport):
     )  # an idle connection costs what it holds, no per-object dict
 
     _start_tls_compatible = True
-    _sendfile_compatible = asyncio.constants._SendfileMode.FALLBACK  # type: ignore[attr-defined]
+    _sendfile_compatible = asyncio.constants._SendfileMode.FALLBACK
 
     def __init__(
         self,
