@@ -2,6 +2,12 @@
 
 * ``net_echo_rtt_256b``: one connection, 256 B written and read back, one round at a time.
 * ``net_stream_throughput_4k_window32``: one connection, 4 KiB frames echoed with 32 in flight.
+* ``net_hotspot_rotation_4k``: 8 connections; at each step one (rotating) sends 32 frames of 4 KiB and
+  the others 2, and the step ends when every echo is back.  The echo server runs on 2 shards
+  (``spargio.shards``: ``spargio.net.serve_on_shards``, SO_REUSEPORT), on the client's own loop
+  (``loop.protocol``), or on 2 plain loops in threads with SO_REUSEPORT listeners (``loop.threads``, the
+  thread-per-core shape without spargio).  The client is ``spargio.net`` for the first, the loop's own
+  transports for the others.  A unit is one step.
 
 A unit is one round (one frame).  Client and echo server run on the same loop, so each
 implementation pays for both ends.  Implementations:
@@ -227,6 +233,8 @@ def _run_rloop(main: Coroutine[Any, Any, float]) -> float:
 def run_case(key: str, loop_name: str, n: int) -> float:
     """Seconds taken by ``n`` units of case ``key`` on a fresh ``loop_name`` loop."""
     case = CASES[key]
+    if case.bench == HOTSPOT:
+        return run_on_fresh_loop(loop_name, _hotspot(case.impl, loop_name, n))
     if case.impl == "rloop.sock":
         return _run_rloop(_rloop_socks(case.bench, n))
     if case.impl == "spargio":
@@ -243,3 +251,106 @@ def run_case(key: str, loop_name: str, n: int) -> float:
 
         main = own_protocols()
     return run_on_fresh_loop(loop_name, main)
+
+
+# -- the hot-spot rotation (serving from shards) ----------------------------------------
+
+STREAMS = 8
+HOT_FRAMES, COLD_FRAMES = 32, 2
+SERVER_SHARDS = 2
+HOTSPOT = "net_hotspot_rotation_4k"
+HOTSPOT_IMPLS = ("spargio.shards", "loop.protocol", "loop.threads")
+for _impl in HOTSPOT_IMPLS:
+    _case = NetCase(HOTSPOT, _impl, STREAMS)
+    CASES[_case.key] = _case
+
+
+async def _hotspot_rounds(create_connection: Callable[..., Any], address: tuple[str, int], n: int) -> float:
+    """``n`` steps: stream ``step % 8`` sends 32 frames, the others 2 each; a step ends when all came back."""
+    pairs = [await create_connection(_Client, *address) for _ in range(STREAMS)]
+    frame = b"h" * FRAME
+    expected = [0] * STREAMS
+    try:
+        t0 = time.perf_counter()
+        for step in range(n):
+            hot = step % STREAMS
+            for i, (transport, _client) in enumerate(pairs):
+                frames = HOT_FRAMES if i == hot else COLD_FRAMES
+                transport.write(frame * frames)
+                expected[i] += frames * FRAME
+            for i, (_transport, client) in enumerate(pairs):
+                await client.until(expected[i])
+        elapsed = time.perf_counter() - t0
+    finally:
+        for transport, _client in pairs:
+            transport.close()
+    return elapsed
+
+
+class _EchoThreads:
+    """``SERVER_SHARDS`` plain event loops in threads, each with its own SO_REUSEPORT echo listener."""
+
+    def __init__(self, loop_name: str) -> None:
+        self.loop_name = loop_name
+        self.port = 0
+        self.threads: list[Any] = []
+        self.stops: list[Callable[[], None]] = []
+
+    def start(self) -> int:
+        import threading
+
+        for _ in range(SERVER_SHARDS):
+            ready = threading.Event()
+            thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+            thread.start()
+            ready.wait()
+            self.threads.append(thread)
+        return self.port
+
+    def _serve(self, ready: Any) -> None:
+        from fs_cases import new_loop
+
+        loop = new_loop(self.loop_name)
+
+        async def main() -> None:
+            server = await loop.create_server(_EchoProtocol, "127.0.0.1", self.port, reuse_port=True)
+            self.port = server.sockets[0].getsockname()[1]
+            stop = asyncio.Event()
+            self.stops.append(lambda: loop.call_soon_threadsafe(stop.set))
+            ready.set()
+            await stop.wait()
+            server.close()
+
+        loop.run_until_complete(main())
+        loop.close()
+
+    def stop(self) -> None:
+        for stop in self.stops:
+            stop()
+        for thread in self.threads:
+            thread.join()
+
+
+async def _hotspot(impl: str, loop_name: str, n: int) -> float:
+    loop = asyncio.get_running_loop()
+    if impl == "spargio.shards":
+        import spargio
+
+        async with spargio.Runtime(shards=SERVER_SHARDS) as rt:
+            servers = await net.serve_on_shards(rt, protocol_factory=_EchoProtocol)
+            try:
+                return await _hotspot_rounds(net.create_connection, ("127.0.0.1", servers.port), n)
+            finally:
+                await servers.aclose()
+    if impl == "loop.threads":
+        threads = _EchoThreads(loop_name)
+        port = await loop.run_in_executor(None, threads.start)
+        try:
+            return await _hotspot_rounds(loop.create_connection, ("127.0.0.1", port), n)
+        finally:
+            await loop.run_in_executor(None, threads.stop)
+    server = await loop.create_server(_EchoProtocol, "127.0.0.1", 0)
+    try:
+        return await _hotspot_rounds(loop.create_connection, server.sockets[0].getsockname(), n)
+    finally:
+        server.close()
