@@ -227,6 +227,9 @@ class LoopRing:
         call_soon, note_delivery = loop.call_soon, self._note_delivery
 
         def later(res: int, flags: int) -> None:
+            if loop.is_closed():  # the ring is being closed with its loop: the last CQEs, at once
+                fn(res, flags)
+                return
             note_delivery()
             call_soon(fn, res, flags)
 
@@ -255,19 +258,23 @@ class LoopRing:
         yields to the loop each time).
         """
         ring = self.ring
-        for _ in range(_FLUSH_ROUNDS):
-            if self._at_flush:
-                self.run_flush_hooks()
-            if ring.closed:
-                self._flush_pending = False
-                return
-            if ring.flush():  # the kernel took only part of the SQ (EAGAIN/EBUSY): next iteration
-                break
-            if not self._at_flush and not ring.sq_pending:
-                self._flush_pending = False
-                return
-        self._flush_pending = False
-        self._request_flush()
+        done = False
+        try:
+            for _ in range(_FLUSH_ROUNDS):
+                if self._at_flush:
+                    self.run_flush_hooks()
+                if ring.closed:
+                    done = True
+                    return
+                if ring.flush():  # the kernel took only part of the SQ (EAGAIN/EBUSY): next iteration
+                    break
+                if not self._at_flush and not ring.sq_pending:
+                    done = True
+                    return
+        finally:  # (also when a completion's callback raised: the next flush must still be scheduled)
+            self._flush_pending = False
+            if not done:
+                self._request_flush()
 
     def _request_flush(self) -> asyncio.AbstractEventLoop | None:
         """Make sure one flush runs in the loop's next iteration; None if the ring or loop is gone.
@@ -604,6 +611,20 @@ class LoopRing:
         if self._request_flush() is None:
             raise ClosedError("this event loop's io_uring is closed")
         self.ring.prep_close(fd, Orphan())
+
+    def close_behind_ops(self, fd: int) -> None:
+        """Close ``fd`` behind the ops already prepped on it (os.close once the ring is closed).
+
+        An op names its fd by number until it is submitted.  Closed at once, the
+        number could go to a new socket (an accept, a ``socket()``) before the next
+        flush, and a queued op — a shutdown, a send, a connect — would act on that
+        socket.  IORING_OP_CLOSE goes into the SQ behind them: every op queued
+        before it has taken hold of the old file when the number is freed.
+        """
+        if self.closed or self.ring.closed:
+            os.close(fd)
+        else:
+            self.close_fd_detached(fd)
 
     async def stat(self, path: bytes | None, fd: int = -1, follow_symlinks: bool = True) -> os.stat_result:
         out = _native.statx_buffer()

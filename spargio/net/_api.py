@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._server import Server
 from ._sockets import given_unix_socket, listening_sockets, ring_of, sockaddr, unix_listener
-from ._transport import RingTransport
+from ._transport import RingTransport, release_socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -205,7 +205,7 @@ async def create_unix_connection(
             sock.setblocking(False)
             await connect(io, sock, address)
         except BaseException:
-            sock.close()
+            release_socket(io, sock)
             raise
     return await _connected(loop, io, sock, protocol_factory, ssl, server_hostname,
                             ssl_handshake_timeout, ssl_shutdown_timeout)  # fmt: skip
@@ -272,10 +272,10 @@ async def _connect_any(
             await connect(io, sock, address)
             return sock
         except OSError as exc:
-            sock.close()
+            release_socket(io, sock)
             errors.append(exc)
         except BaseException:
-            sock.close()
+            release_socket(io, sock)  # behind a cancelled connect that may not be submitted yet
             raise
     if all_errors:
         raise ExceptionGroup("create_connection failed", errors)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..native import ring as _native
 from ._sockets import address_of, ring_of, sockaddr
-from ._transport import water_marks
+from ._transport import release_socket, water_marks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -228,7 +228,7 @@ class RingDatagramTransport(asyncio.DatagramTransport):
             self._protocol.connection_lost(exc)  # type: ignore[arg-type]
         finally:
             if self._sock is not None:
-                self._sock.close()
+                release_socket(self._io, self._sock)
                 self._sock = None
 
 

@@ -21,7 +21,7 @@ import errno
 import fcntl
 import os
 import select
-from typing import IO, Any
+from typing import IO
 
 from ..native.ring import os_error
 from ._transport import RingTransport
@@ -80,8 +80,13 @@ async def _splice_all(transport: RingTransport, file_fd: int, offset: int, count
         into_pipe, out_of_pipe = io._future(), io._future()
         ud_in = io.ring.prep_splice(file_fd, offset + sent, pipe_w, -1, chunk, into_pipe, link=True)
         ud_out = io.ring.prep_splice(pipe_r, -1, transport._fd, -1, chunk, out_of_pipe)
-        moved_in = await _await_both(io, into_pipe, ud_in, out_of_pipe, ud_out)
-        moved_out = out_of_pipe.result()
+        transport._fd_ops += 2
+        try:
+            moved_out = await _counted(transport, out_of_pipe, ud_out)  # after the first (linked), or with it
+        except BaseException:
+            _abandon(transport, into_pipe, ud_in)
+            raise
+        moved_in = await _counted(transport, into_pipe, ud_in, already_done=True)
         if moved_in < 0:
             raise os_error(moved_in)
         if moved_in == 0:
@@ -96,16 +101,31 @@ async def _splice_all(transport: RingTransport, file_fd: int, offset: int, count
     return sent
 
 
-async def _await_both(
-    io: Any, first: asyncio.Future[int], ud_first: int, second: asyncio.Future[int], ud_second: int
-) -> int:
+async def _counted(transport: RingTransport, fut: asyncio.Future[int], ud: int, *, already_done: bool = False) -> int:
+    """Await op ``ud``, which the transport counts among those naming its fds until its final CQE.
+
+    Cancelled: the op is cancelled and stays counted until its CQE comes, so the
+    transport cannot close the fds under it.  ``already_done``: its CQE has come.
+    """
+    if already_done and fut.done():
+        transport._op_done()
+        return fut.result()
     try:
-        await second  # completes after the first (linked), or with it (-ECANCELED)
-        return await first
+        res = await fut
     except asyncio.CancelledError:
-        io._cancel(ud_first)
-        io._cancel(ud_second)
+        _abandon(transport, fut, ud)
         raise
+    transport._op_done()
+    return res
+
+
+def _abandon(transport: RingTransport, fut: asyncio.Future[int], ud: int) -> None:
+    """Stop waiting for op ``ud``: cancel it, and let the transport count it until its final CQE."""
+    io = transport._io
+    if (fut.done() and not fut.cancelled()) or io.closed or not io.ring.cancel_pending(ud):
+        transport._op_done()  # its CQE has come (or the closing ring takes care of it)
+    else:
+        io._cancel(ud, lambda _res: transport._op_done())
 
 
 async def _drain_pipe(transport: RingTransport, pipe_r: int, left: int) -> None:
@@ -114,10 +134,13 @@ async def _drain_pipe(transport: RingTransport, pipe_r: int, left: int) -> None:
     while left > 0:
         fut = io._future()
         ud = io.ring.prep_splice(pipe_r, -1, transport._fd, -1, left, fut)
-        res = await io._result(fut, ud)
+        transport._fd_ops += 1
+        res = await _counted(transport, fut, ud)
         if res == -errno.EAGAIN:
             ready = io._future()
-            await io._result(ready, io.ring.prep_poll_add(transport._fd, select.POLLOUT, ready))
+            ud = io.ring.prep_poll_add(transport._fd, select.POLLOUT, ready)
+            transport._fd_ops += 1
+            await _counted(transport, ready, ud)
             continue
         if res < 0:
             raise os_error(res)

@@ -26,7 +26,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..native.ring import CQE_F_MORE
-from ._transport import RingTransport
+from ._transport import RingTransport, release_socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -103,8 +103,8 @@ class Server(asyncio.AbstractServer):
         if not more:
             self._accepts.pop(listener.fileno(), None)
         if res >= 0:
-            if not self._serving:
-                os.close(res)  # arrived after close(): nobody will serve it
+            if not self._serving or self._io.closed:
+                os.close(res)  # arrived after close() (or with the loop's ring closing): nobody will serve it
             else:
                 self._accepted(listener, res)
         elif res == -errno.ECANCELED:
@@ -200,7 +200,7 @@ class Server(asyncio.AbstractServer):
             self._io._cancel(ud)
         self._accepts.clear()
         for sock in sockets:
-            sock.close()
+            release_socket(self._io, sock)  # behind an accept armed but not yet submitted
         if self._unlink_on_close is not None:
             try:
                 os.unlink(self._unlink_on_close)

@@ -31,9 +31,13 @@ low water marks.  ``write_eof`` queues a SHUTDOWN op after the last send.
 Closing.  ``close`` stops reading, lets the queue drain, then calls
 ``connection_lost(None)``.  ``abort`` and fatal errors cancel the ops in
 flight and call ``connection_lost`` on the next iteration.  A cancelled op's
-memory stays with the ring until its final CQE (see `spargio.native.ring`);
-the socket's fd is closed when the transport is done, and the kernel lets go
-of the connection once the cancelled ops have ended.
+memory stays with the ring until its final CQE (see `spargio.native.ring`).
+The socket's fd is closed only once no op that names it is left in the kernel
+(``_fd_ops`` counts them), and then with an IORING_OP_CLOSE queued behind
+anything still in the SQ: an op queued, or punted to io-wq (a SHUTDOWN, a
+SPLICE), may resolve its fd number late, and a number closed under it could
+by then belong to a new connection (a test closes and reconnects 60 times to
+catch exactly that).
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ import collections
 import errno
 import functools
 import logging
-import os
 import socket
 import warnings
 from asyncio import trsock
@@ -55,7 +58,7 @@ from ..native.ring import CQE_F_MORE
 if TYPE_CHECKING:
     from .._loop_ring import LoopRing
 
-__all__ = ["RingTransport", "receive_buffers", "water_marks"]
+__all__ = ["RingTransport", "receive_buffers", "release_socket", "water_marks"]
 
 logger = logging.getLogger("spargio.net")
 _from_buffer = functools.partial(_native.ffi.from_buffer, "char[]")  # readable_buffer, minus a frame
@@ -107,6 +110,7 @@ class RingTransport(asyncio.Transport):
         "_empty_waiters",
         "_eof_requested",
         "_fd",
+        "_fd_ops",
         "_held",
         "_high_water",
         "_in_flight",
@@ -118,6 +122,7 @@ class RingTransport(asyncio.Transport):
         "_on_plain_recv_entry",
         "_on_recv_entry",
         "_on_sent_entry",
+        "_on_shutdown_entry",
         "_own_buffer",
         "_pipe",
         "_protocol",
@@ -127,6 +132,7 @@ class RingTransport(asyncio.Transport):
         "_reading",
         "_recv_cancelled",
         "_recv_ud",
+        "_release_pending",
         "_ring",
         "_send_scheduled",
         "_send_ud",
@@ -155,6 +161,11 @@ class RingTransport(asyncio.Transport):
         self._ring = io.ring
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
+        # Ops in the kernel that name this fd (or the sendfile pipe's): the fd is closed only when
+        # none is left, since an op queued or punted to io-wq may resolve the number late, and a
+        # number closed under it could by then be another socket's.
+        self._fd_ops = 0
+        self._release_pending = False
         info: dict[str, Any] = self._extra  # type: ignore[attr-defined]  # (asyncio.BaseTransport's slot)
         info["socket"] = trsock.TransportSocket(sock)
         for key, call in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
@@ -187,6 +198,7 @@ class RingTransport(asyncio.Transport):
         self._send_ud = 0
         self._send_scheduled = False
         self._on_sent_entry = io.completion(self._on_sent)
+        self._on_shutdown_entry = io.completion(self._on_shutdown)
         self._eof_requested = False
         self._sendfile_active = False  # a spargio.net.sendfile owns the socket's sending side
         self._pipe: tuple[int, int] | None = None  # sendfile's pipe (read end, write end)
@@ -266,6 +278,7 @@ class RingTransport(asyncio.Transport):
             return
         if self._buffers is not None:
             self._recv_ud = self._ring.prep_recv_multishot(self._fd, self._buffers, self._on_recv_entry)
+            self._fd_ops += 1
         else:
             self._arm_plain_recv()
             return
@@ -276,6 +289,7 @@ class RingTransport(asyncio.Transport):
         if self._own_buffer is None:
             self._own_buffer = _native.buffer(_OWN_BUFFER_SIZE)
         self._recv_ud = self._ring.prep_recv(self._fd, self._own_buffer, _OWN_BUFFER_SIZE, self._on_plain_recv_entry)
+        self._fd_ops += 1
         self._recv_cancelled = False
         self._io._request_flush()
 
@@ -284,10 +298,11 @@ class RingTransport(asyncio.Transport):
         if not flags & CQE_F_MORE:
             self._recv_ud = 0
             self._recv_cancelled = False
+            self._op_done()
         if res > 0:
             buffers: Any = self._buffers
             bid = flags >> 16
-            if self._lost:
+            if self._closing:  # closed, or reading stopped for good: bytes still arriving are dropped
                 buffers.recycle(bid)
                 return
             if not self._reading or self._held or self._buffered:
@@ -297,7 +312,7 @@ class RingTransport(asyncio.Transport):
                     self._received(buffers.take(bid, res))
             else:  # the hot path: bytes straight to data_received
                 self._data_received(buffers.take(bid, res))
-        elif self._lost:
+        elif self._closing:
             return
         elif res == 0:
             self._received(None)  # EOF ends the op
@@ -310,13 +325,14 @@ class RingTransport(asyncio.Transport):
         elif res != -errno.ECANCELED:
             self._fatal_error(_native.os_error(res), "Fatal read error on socket transport")
             return
-        if not self._recv_ud and not self._lost:
+        if not self._recv_ud and not self._closing:
             self._arm_recv()  # the kernel ended the multishot (or we cancelled it and read on)
 
     def _on_plain_recv(self, res: int, _flags: int) -> None:
         self._recv_ud = 0
         self._recv_cancelled = False
-        if self._lost:
+        self._op_done()
+        if self._closing:
             return
         if res > 0:
             self._received(_native.buffer_bytes(self._own_buffer, res))
@@ -443,6 +459,7 @@ class RingTransport(asyncio.Transport):
         if not self._send_ud and not self._queue:  # the common case: nothing ahead of it, send it now
             n = len(data)
             self._send_ud = self._ring.prep_send(self._fd, _from_buffer(data), n, self._on_sent_entry, data)
+            self._fd_ops += 1
             self._in_flight_data = [data]
             self._in_flight = n
             io = self._io
@@ -492,11 +509,13 @@ class RingTransport(asyncio.Transport):
         else:
             bufs = [_native.readable_buffer(chunk) for chunk in queue]
             self._send_ud = self._ring.prep_sendv(self._fd, bufs, self._on_sent_entry, queue)
+        self._fd_ops += 1
         self._in_flight_data = queue
         self._in_flight = size
 
     def _on_sent(self, res: int, _flags: int) -> None:
         self._send_ud = 0
+        self._op_done()
         sent_of, data = self._in_flight, self._in_flight_data
         self._in_flight, self._in_flight_data = 0, []
         if self._lost:
@@ -563,8 +582,29 @@ class RingTransport(asyncio.Transport):
     def _shutdown_write(self) -> None:
         if self._io.closed or self._sock is None:
             return
-        self._ring.prep_shutdown(self._fd, socket.SHUT_WR, _native.Orphan())
+        self._ring.prep_shutdown(self._fd, socket.SHUT_WR, self._on_shutdown_entry)
+        self._fd_ops += 1
         self._io._request_flush()
+
+    def _on_shutdown(self, _res: int, _flags: int) -> None:
+        self._op_done()  # (a failed shutdown means the connection is gone: the recv says how)
+
+    def _release_fds(self) -> None:
+        """Close the socket (and sendfile's pipe): no op names them any more."""
+        self._release_pending = False
+        if self._pipe is not None:
+            for fd in self._pipe:
+                self._io.close_behind_ops(fd)
+            self._pipe = None
+        if self._sock is not None:
+            release_socket(self._io, self._sock)
+            self._sock = None
+
+    def _op_done(self) -> None:
+        """One op on this transport's fds has had its final CQE; release them once none is left."""
+        self._fd_ops -= 1
+        if not self._fd_ops and self._release_pending:
+            self._release_fds()
 
     def get_write_buffer_size(self) -> int:
         return self._queued + self._in_flight
@@ -619,16 +659,19 @@ class RingTransport(asyncio.Transport):
             self._protocol.connection_lost(exc)  # type: ignore[arg-type]
         finally:
             self._held.clear()
-            if self._pipe is not None:
-                for fd in self._pipe:
-                    os.close(fd)
-                self._pipe = None
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
+            self._release_pending = True
+            if not self._fd_ops:
+                self._release_fds()
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self)
+
+
+def release_socket(io: LoopRing, sock: socket.socket) -> None:
+    """Close ``sock`` behind the ring ops already queued on its fd (see `LoopRing.close_behind_ops`)."""
+    if sock.fileno() < 0:
+        return
+    io.close_behind_ops(sock.detach())
 
 
 def water_marks(high: int | None, low: int | None) -> tuple[int, int]:

@@ -561,3 +561,57 @@ async def test_tls_over_a_spargio_transport(on: Runner) -> None:
         return first[:7], second
 
     assert await on(body) == (b"secret ", b"hello")
+
+
+async def test_no_data_reaches_the_protocol_after_close(on: Runner) -> None:
+    async def body() -> tuple[int, int]:
+        async def firehose(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                for _ in range(64):
+                    writer.write(b"f" * 65536)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            writer.close()
+
+        class CloseAtOnce(Recorder):
+            calls = 0
+            after_close = 0
+
+            def data_received(self, data: bytes) -> None:
+                if self.transport.is_closing():
+                    self.after_close += 1
+                self.calls += 1
+                self.transport.close()
+
+        server, address = await raw_server(firehose)
+        async with server:
+            _transport, protocol = await net.create_connection(CloseAtOnce, *address)
+            await asyncio.wait_for(protocol.lost, 10)
+            await asyncio.sleep(0.05)
+        return protocol.calls, protocol.after_close
+
+    calls, after_close = await on(body)
+    assert calls >= 1
+    assert after_close == 0
+
+
+async def test_ops_queued_on_a_closed_connection_never_reach_the_socket_that_reuses_its_fd(on: Runner) -> None:
+    """A closed connection's fd number is reused at once by the next socket; its last ops (the
+    server's SHUTDOWN after EOF, a cancelled recv) must still act on the old socket, never on the new."""
+
+    async def body() -> int:
+        server, port = await echo_server()
+        ok = 0
+        async with server:
+            for i in range(60):
+                reader, writer = await net.open_connection("127.0.0.1", port)
+                message = b"round %d" % i
+                writer.write(message)
+                assert await asyncio.wait_for(reader.readexactly(len(message)), 10) == message
+                writer.close()  # the server sees EOF: write_eof (a SHUTDOWN op), close — while we reconnect
+                ok += 1
+            await asyncio.sleep(0.05)
+        return ok
+
+    assert await on(body) == 60
