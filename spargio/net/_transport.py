@@ -50,6 +50,7 @@ import logging
 import socket
 import warnings
 from asyncio import trsock
+from asyncio.transports import _FlowControlMixin
 from typing import TYPE_CHECKING, Any
 
 from ..native import ring as _native
@@ -92,7 +93,7 @@ def receive_buffers(io: LoopRing) -> _native.BufferRing | None:
     return buffers
 
 
-class RingTransport(asyncio.Transport):
+class RingTransport(_FlowControlMixin):
     """An asyncio stream transport whose recv, send and shutdown are io_uring ops.
 
     In-flight work on ``close()``: queued writes are still sent, then the
@@ -112,13 +113,10 @@ class RingTransport(asyncio.Transport):
         "_fd",
         "_fd_ops",
         "_held",
-        "_high_water",
         "_in_flight",
         "_in_flight_data",
         "_io",
-        "_loop",
         "_lost",
-        "_low_water",
         "_on_plain_recv_entry",
         "_on_recv_entry",
         "_on_sent_entry",
@@ -126,7 +124,6 @@ class RingTransport(asyncio.Transport):
         "_own_buffer",
         "_pipe",
         "_protocol",
-        "_protocol_paused",
         "_queue",
         "_queued",
         "_reading",
@@ -140,6 +137,15 @@ class RingTransport(asyncio.Transport):
         "_server",
         "_sock",
     )  # an idle connection costs what it holds, no per-object dict
+
+    if TYPE_CHECKING:  # _FlowControlMixin's slots and helpers, which typeshed leaves out
+        _loop: asyncio.AbstractEventLoop
+        _protocol_paused: bool
+        _high_water: int
+        _low_water: int
+
+        def _maybe_pause_protocol(self) -> None: ...
+        def _maybe_resume_protocol(self) -> None: ...
 
     _start_tls_compatible = True
     _sendfile_compatible = asyncio.constants._SendfileMode.FALLBACK
@@ -155,8 +161,7 @@ class RingTransport(asyncio.Transport):
         server: Any = None,
         waiter: asyncio.Future[None] | None = None,
     ) -> None:
-        super().__init__(extra)
-        self._loop = loop
+        super().__init__(extra, loop)  # asyncio's flow control: water marks, pause/resume_writing
         self._io = io
         self._ring = io.ring
         self._sock: socket.socket | None = sock
@@ -203,9 +208,6 @@ class RingTransport(asyncio.Transport):
         self._sendfile_active = False  # a spargio.net.sendfile owns the socket's sending side
         self._pipe: tuple[int, int] | None = None  # sendfile's pipe (read end, write end)
         self._empty_waiters: list[asyncio.Future[None]] = []
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
-        self._protocol_paused = False
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(self._arm_recv)
         if waiter is not None:
@@ -472,19 +474,7 @@ class RingTransport(asyncio.Transport):
                 self._send_scheduled = True
                 self._io.at_flush(self._send)
         if self._queued + self._in_flight > self._high_water and not self._protocol_paused:
-            self._pause_protocol()
-
-    def _pause_protocol(self) -> None:
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {"message": "protocol.pause_writing() failed", "exception": exc, "transport": self,
-                 "protocol": self._protocol}
-            )  # fmt: skip
+            self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -535,21 +525,8 @@ class RingTransport(asyncio.Transport):
             return
         if self._empty_waiters:
             self._wake_empty_waiters()
-        if self._protocol_paused and self._queued <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler(
-                    {
-                        "message": "protocol.resume_writing() failed",
-                        "exception": exc,
-                        "transport": self,
-                        "protocol": self._protocol,
-                    }
-                )
+        if self._protocol_paused:
+            self._maybe_resume_protocol()
         if self._closing:
             self._schedule_connection_lost(None)
         elif self._eof_requested:
@@ -608,15 +585,6 @@ class RingTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return self._queued + self._in_flight
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._low_water, self._high_water
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._high_water, self._low_water = water_marks(high, low)
-        size = self.get_write_buffer_size()
-        if not self._protocol_paused and size > self._high_water:
-            self._pause_protocol()
 
     # -- ending -----------------------------------------------------------
 

@@ -34,6 +34,11 @@ def make_app(tmp: str) -> web.Application:
     app.router.add_get("/", hello)
     app.router.add_post("/echo", echo)
     app.router.add_get("/file", file)
+
+    async def own_file(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(os.path.join(tmp, "body.bin"))  # aiohttp's own
+
+    app.router.add_get("/own-file", own_file)
     return app
 
 
@@ -47,7 +52,9 @@ async def exercise(base: str) -> dict[str, Any]:
             body = await resp.read()
         async with session.get(base + "/file", headers={"Range": "bytes=5-104"}) as resp:
             ranged = (resp.status, await resp.read())
-    return {"hello": hello, "echoed": len(echoed), "file": body == BODY, "range": ranged}
+        async with session.get(base + "/own-file") as resp:  # aiohttp's own: loop.sendfile or its chunks
+            own = await resp.read()
+    return {"hello": hello, "echoed": len(echoed), "file": body == BODY, "range": ranged, "own": own == BODY}
 
 
 async def test_app_on_a_spargio_site(tmp_path: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +79,7 @@ async def test_app_on_a_spargio_site(tmp_path: Any, backend: str, monkeypatch: p
     finally:
         await runner.cleanup()
     assert seen["hello"].startswith("hello")
-    assert seen["echoed"] == 300_000 and seen["file"]
+    assert seen["echoed"] == 300_000 and seen["file"] and seen["own"]
     assert seen["range"] == (206, BODY[5:105])
     # on io_uring both file responses went by splice; on threads aiohttp's own path ran
     assert spliced == ([len(BODY), 100] if backend == "io_uring" else [])
