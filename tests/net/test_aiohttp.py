@@ -135,3 +135,35 @@ async def test_protocol_servers_on_every_shard(backend: str) -> None:
                 writer.close()
                 await writer.wait_closed()
     assert names == {b"spargio-shard-0", b"spargio-shard-1"}
+
+
+def test_run_app_serves_until_sigterm(tmp_path: Any) -> None:
+    """``spargio.net.aiohttp.run_app`` in a subprocess: it answers, then stops cleanly on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import socket\n"
+        "from aiohttp import web\n"
+        "from spargio.net.aiohttp import run_app\n"
+        "async def hello(request):\n"
+        "    return web.Response(text='hello from run_app')\n"
+        "app = web.Application()\n"
+        "app.router.add_get('/', hello)\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
+        "print(port, flush=True)\n"
+        "run_app(app, host='127.0.0.1', port=port, print=lambda *a: print('up', flush=True))\n"
+    )
+    with subprocess.Popen([sys.executable, "-P", str(script)], stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            port = int(process.stdout.readline())
+            assert process.stdout.readline().strip() == "up"
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+                assert resp.read() == b"hello from run_app"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
