@@ -50,6 +50,7 @@ Requested = Literal["auto", "io_uring", "threads"]
 
 DEFAULT_RING_ENTRIES: Final = 512
 REQUIRED_OPCODES: Final = ("READ", "WRITE", "OPENAT", "CLOSE", "STATX", "FSYNC", "ASYNC_CANCEL")
+NET_OPCODES: Final = frozenset({"RECV", "SEND", "SENDMSG", "ACCEPT", "CONNECT", "SHUTDOWN"})  # spargio.net's
 
 
 class BackendFallbackWarning(RuntimeWarning):
@@ -79,6 +80,12 @@ class BackendInfo:
     def msg_ring(self) -> bool:
         """Whether the kernel has IORING_OP_MSG_RING (ring-to-ring wakeups)."""
         return "MSG_RING" in self.opcodes
+
+    @property
+    def net(self) -> bool:
+        """Whether `spargio.net` puts sockets on io_uring completions here; if not, it hands
+        out the running loop's own transports (same API)."""
+        return self.name == "io_uring" and self.opcodes >= NET_OPCODES
 
 
 _lock = threading.Lock()

@@ -30,6 +30,28 @@ async def main():
 """
 
 
+NET_WORKLOAD = """
+_fs_main = main
+
+async def main():
+    await _fs_main()
+    from spargio import net
+
+    async def echo(reader, writer):
+        writer.write(await reader.read(100))
+        writer.close()
+
+    server = await net.start_server(echo, "127.0.0.1", 0)
+    reader, writer = await net.open_connection(*server.sockets[0].getsockname())
+    writer.write(b"ping")
+    assert await reader.read() == b"ping"
+    writer.close()
+    server.close()
+    if not net.uses_ring() and not spargio.backend_info().net:
+        print("net on the loop's own transports")
+"""
+
+
 def _run(prelude: str, body: str = WORKLOAD, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     code = textwrap.dedent(prelude) + textwrap.dedent(body)
     return subprocess.run(
@@ -50,14 +72,15 @@ def test_seccomp_block_falls_back_to_threads_with_one_warning(errno_name, cause,
         from spargio.testing import block_io_uring
         block_io_uring(errno.{errno_name})
         """
-    body = WORKLOAD.replace("asyncio.run", "asyncio.run")
+    body = WORKLOAD + NET_WORKLOAD
     body = body + "\nimport uvloop\nuvloop.run(main())\n" if loop == "uvloop" else body + "\nasyncio.run(main())\n"
     proc = _run(prelude, body)
     assert proc.returncode == 0, proc.stderr
-    name, reason = proc.stdout.strip().split(" | ")
+    name, reason = proc.stdout.strip().splitlines()[0].split(" | ")
     assert name == "threads"
     assert cause in reason
     assert proc.stderr.count("BackendFallbackWarning") == 1, proc.stderr
+    assert "net on the loop's own transports" in proc.stdout
     assert cause in proc.stderr
 
 
@@ -97,6 +120,7 @@ def test_backend_info_on_this_machine():
     assert info.name == "io_uring", f"this machine has io_uring; got {info}"
     assert {"READ", "WRITE", "OPENAT", "ASYNC_CANCEL"} <= info.opcodes
     assert info.kernel == os.uname().release
+    assert info.net  # spargio.net's sockets go on io_uring here
 
 
 @pytest.mark.parametrize("backend_name", [pytest.param("io_uring", marks=pytest.mark.io_uring), "threads"])

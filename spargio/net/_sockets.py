@@ -8,15 +8,13 @@ import stat
 import struct
 from typing import TYPE_CHECKING, Any
 
-from .._backend import current_io
+from .._backend import NET_OPCODES, current_io
 
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Iterable, Sequence
 
 __all__ = ["address_of", "given_unix_socket", "listening_sockets", "ring_of", "sockaddr", "unix_listener"]
-
-_NET_OPCODES = ("RECV", "SEND", "SENDMSG", "ACCEPT", "CONNECT", "SHUTDOWN")
 
 
 def ring_of(loop: asyncio.AbstractEventLoop) -> Any:
@@ -30,7 +28,7 @@ def ring_of(loop: asyncio.AbstractEventLoop) -> Any:
     if io.backend != "io_uring":
         return None
     ring = io.ring  # type: ignore[union-attr]
-    if not all(ring.supports(op) for op in _NET_OPCODES):
+    if not all(ring.supports(op) for op in NET_OPCODES):
         return None
     return io
 
