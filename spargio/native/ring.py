@@ -50,6 +50,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from ._abi import CQE_F_MORE
 from ._uring import ffi, lib
 
 __all__ = [
@@ -115,8 +116,6 @@ AT_SYMLINK_NOFOLLOW: Final = 0x100
 AT_EMPTY_PATH: Final = 0x1000
 STATX_BASIC_STATS: Final = 0x7FF
 CURRENT_POSITION: Final = 2**64 - 1  # offset -1: "use and advance the file position"
-CQE_F_BUFFER: Final = 1  # the CQE's upper 16 flag bits name the provided buffer it used
-CQE_F_MORE: Final = 2  # the op stays armed: more CQEs will follow
 
 _REAP_BATCH: Final = 256
 _MSG_NOSIGNAL: Final = 0x4000

@@ -23,7 +23,7 @@ import warnings
 from asyncio import trsock
 from typing import TYPE_CHECKING, Any
 
-from ..native import ring as _native
+from ._binding import ring as _native
 from ._sockets import address_of, ring_of, sockaddr
 from ._transport import release_socket, water_marks
 

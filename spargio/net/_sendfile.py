@@ -23,7 +23,7 @@ import os
 import select
 from typing import IO
 
-from ..native.ring import os_error
+from ._binding import ring as _native
 from ._transport import RingTransport
 
 __all__ = ["sendfile"]
@@ -88,12 +88,12 @@ async def _splice_all(transport: RingTransport, file_fd: int, offset: int, count
             raise
         moved_in = await _counted(transport, into_pipe, ud_in, already_done=True)
         if moved_in < 0:
-            raise os_error(moved_in)
+            raise _native.os_error(moved_in)
         if moved_in == 0:
             return sent  # EOF
         left = moved_in - max(moved_out, 0)
         if moved_out < 0 and moved_out not in (-errno.ECANCELED, -errno.EAGAIN):
-            raise os_error(moved_out)
+            raise _native.os_error(moved_out)
         await _drain_pipe(transport, pipe_r, left)
         sent += moved_in
         if moved_in < chunk:
@@ -143,7 +143,7 @@ async def _drain_pipe(transport: RingTransport, pipe_r: int, left: int) -> None:
             await _counted(transport, ready, ud)
             continue
         if res < 0:
-            raise os_error(res)
+            raise _native.os_error(res)
         left -= res
 
 

@@ -25,7 +25,7 @@ from asyncio import trsock
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ..native.ring import CQE_F_MORE
+from ..native._abi import CQE_F_MORE
 from ._transport import RingTransport, release_socket
 
 if TYPE_CHECKING:

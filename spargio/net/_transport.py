@@ -53,8 +53,8 @@ from asyncio import trsock
 from asyncio.transports import _FlowControlMixin
 from typing import TYPE_CHECKING, Any
 
-from ..native import ring as _native
-from ..native.ring import CQE_F_MORE
+from ..native._abi import CQE_F_MORE
+from ._binding import ring as _native
 
 if TYPE_CHECKING:
     from .._loop_ring import LoopRing
@@ -62,7 +62,8 @@ if TYPE_CHECKING:
 __all__ = ["RingTransport", "receive_buffers", "release_socket", "water_marks"]
 
 logger = logging.getLogger("spargio.net")
-_from_buffer = functools.partial(_native.ffi.from_buffer, "char[]")  # readable_buffer, minus a frame
+# readable_buffer, minus a frame (None where the binding failed to load: no ring transport then)
+_from_buffer = functools.partial(_native.ffi.from_buffer, "char[]") if _native is not None else None
 
 _RECV_BUFFERS = 256  # per loop: 256 x 16 KiB = 4 MiB, shared by every connection on the loop
 _RECV_BUFFER_SIZE = 16 * 1024

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from mixed_service.demo import NET_SERVER
 from mixed_service.stores import MODES
 
 import spargio
@@ -79,13 +80,15 @@ def test_the_demo_drives_every_mode_and_nginx_with_wrk(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=170, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = json.loads((tmp_path / "demo.json").read_text())
+    servers = [*MODES, NET_SERVER] if spargio.backend_info().net else list(MODES)  # spargio+net: on io_uring
     assert {(r["server"], r["endpoint"]) for r in rows} == {
-        *((mode, endpoint) for mode in MODES for endpoint in ("get", "put", "digest")),
+        *((server, endpoint) for server in servers for endpoint in ("get", "put", "digest")),
         ("nginx", "get"),
     }
     assert all(r["requests"] > 0 and r["failed"] == 0 for r in rows)
     assert "spargio ÷ aiofiles" in done.stdout
-    assert "[10/10] nginx" in done.stdout
+    steps = 3 * len(servers) + 1
+    assert f"[{steps}/{steps}] nginx" in done.stdout
     assert (tmp_path / "demo.png").read_bytes().startswith(b"\x89PNG")
     report = (tmp_path / "demo.md").read_text()
     assert "| GET /files (16 KiB) | spargio |" in report
