@@ -50,7 +50,10 @@ class StreamWriter(asyncio.StreamWriter):
             server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )  # fmt: skip
-        protocol._replace_writer(self)
+        if hasattr(protocol, "_replace_transport"):  # asyncio 3.13+ tells the protocol of the new transport
+            protocol._replace_transport(state._transport)
+        else:  # 3.11 and 3.12 hand it the writer
+            protocol._replace_writer(self)
 
 
 def _with_our_writer(client_connected_cb: ClientConnected) -> ClientConnected:
