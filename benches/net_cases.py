@@ -4,7 +4,7 @@
 * ``net_stream_throughput_4k_window32``: one connection, 4 KiB frames echoed with 32 in flight.
 * ``net_hotspot_rotation_4k``: 8 connections; at each step one (rotating) sends 32 frames of 4 KiB and
   the others 2, and the step ends when every echo is back.  The echo server runs on 2 shards
-  (``spargio.shards``: ``spargio.net.serve_on_shards``, SO_REUSEPORT), on the client's own loop
+  (``spargio``: ``spargio.net.serve_on_shards``, SO_REUSEPORT), on the client's own loop
   (``loop.protocol``), or on 2 plain loops in threads with SO_REUSEPORT listeners (``loop.threads``, the
   thread-per-core shape without spargio).  The client is ``spargio.net`` for the first, the loop's own
   transports for the others.  A unit is one step.
@@ -259,7 +259,7 @@ STREAMS = 8
 HOT_FRAMES, COLD_FRAMES = 32, 2
 SERVER_SHARDS = 2
 HOTSPOT = "net_hotspot_rotation_4k"
-HOTSPOT_IMPLS = ("spargio.shards", "loop.protocol", "loop.threads")
+HOTSPOT_IMPLS = ("spargio", "loop.protocol", "loop.threads")  # spargio: the server on 2 shards
 for _impl in HOTSPOT_IMPLS:
     _case = NetCase(HOTSPOT, _impl, STREAMS)
     CASES[_case.key] = _case
@@ -333,7 +333,7 @@ class _EchoThreads:
 
 async def _hotspot(impl: str, loop_name: str, n: int) -> float:
     loop = asyncio.get_running_loop()
-    if impl == "spargio.shards":
+    if impl == "spargio":
         import spargio
 
         async with spargio.Runtime(shards=SERVER_SHARDS) as rt:
