@@ -266,9 +266,10 @@ class LoopRing:
                 if ring.closed:
                     done = True
                     return
+                started = ring.ops_started
                 if ring.flush():  # the kernel took only part of the SQ (EAGAIN/EBUSY): next iteration
                     break
-                if not self._at_flush and not ring.sq_pending:
+                if not self._at_flush and ring.ops_started == started:  # nothing new queued: no FFI call
                     done = True
                     return
         finally:  # (also when a completion's callback raised: the next flush must still be scheduled)

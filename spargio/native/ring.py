@@ -433,11 +433,6 @@ class Ring:
     def submit_calls(self) -> int:
         return int(lib.spg_submit_calls(self._ptr)) if self._ptr is not None else 0
 
-    @property
-    def sq_pending(self) -> int:
-        """SQEs prepped and not yet submitted."""
-        return int(lib.spg_sq_pending(self._ptr)) if self._ptr is not None else 0
-
     def sizes(self) -> tuple[int, int]:
         return int(lib.spg_sq_entries(self._ptr)), int(lib.spg_cq_entries(self._ptr))
 
