@@ -31,7 +31,19 @@ created on first use by `spargio._backend.current_io`.  No thread is involved:
    protocol code must not run).  ``at_flush(fn)`` runs ``fn`` just before
    the next submit, after every callback of this iteration: a transport
    gathers the iteration's writes there into one send.
-6. Shutdown: the ring registers an async generator with the loop, so
+6. Linked ops: ``write_file`` (a whole-file write: open -> write -> [fsync
+   ->] close on a direct descriptor from the ring's file table) and
+   ``write_and_close`` (a file's last buffered bytes and its close) go to the
+   kernel as one linked chain, so the trip to io-wq that the open or the
+   buffered write takes anyway (ext4 has no non-blocking buffered writes)
+   carries the rest along: one wakeup instead of one per op.  Their entries
+   are `Completion`s, which a cancel does not orphan, so a chain whose caller
+   left still ends, and frees its slot or closes its fd, when the kernel is
+   done.  On a shard's shared ring they run op by op: with them, a shard
+   waiting in io_uring_enter was seen to sleep through an io-wq completion
+   right after a burst of fsync chains (tests/fs/test_whole_file.py has the
+   shape), which the loop ring, woken through its eventfd, never showed.
+7. Shutdown: the ring registers an async generator with the loop, so
    ``loop.shutdown_asyncgens()`` (run by ``asyncio.run``, ``asyncio.Runner``,
    ``uvloop.run`` and pytest-asyncio) closes the ring while the loop is still
    alive: in-flight ops are cancelled and their CQEs awaited before the ring
@@ -46,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
+import errno
 import functools
 import os
 import stat
@@ -99,6 +112,75 @@ class _Guarded:
     def __init__(self, future: asyncio.Future[int], on_orphan: Callable[[int], None]) -> None:
         self.future = future
         self.on_orphan = on_orphan
+
+
+class _Chain:
+    """Completion state of linked ops: each op's CQE is booked here, and `ended` runs once
+    the last one is in.  The entries are `Completion`s, which a cancel does not orphan, so
+    a chain whose caller left still ends (and cleans up) when the kernel is done with it."""
+
+    __slots__ = ("future", "remaining", "results")
+
+    def __init__(self, future: asyncio.Future[list[int]], n: int) -> None:
+        self.future = future
+        self.results = [0] * n
+        self.remaining = n
+
+    def entries(self) -> list[_native.Completion]:
+        return [_native.Completion(functools.partial(self.op_done, i)) for i in range(len(self.results))]
+
+    def op_done(self, index: int, res: int, _flags: int) -> None:
+        self.results[index] = res
+        self.remaining -= 1
+        if not self.remaining:
+            self.ended()
+
+    def ended(self) -> None:
+        raise NotImplementedError
+
+
+class _WriteClose(_Chain):
+    """A linked write -> close (`LoopRing.write_and_close`).  If the caller was cancelled and
+    the close did not run (the write was cut short or cancelled), the fd is closed here."""
+
+    __slots__ = ("buf", "fd", "io")
+
+    def __init__(self, io: LoopRing, future: asyncio.Future[list[int]], fd: int, buf: Any) -> None:
+        super().__init__(future, 2)
+        self.io, self.fd, self.buf = io, fd, buf
+
+    def ended(self) -> None:
+        _native.release(self.buf)
+        if not self.future.done():
+            self.future.set_result(self.results)
+        elif self.results[1] == -errno.ECANCELED:  # an abandoned pair whose close never ran
+            self.io.close_behind_ops(self.fd)
+
+
+class _WholeFile(_Chain):
+    """A whole-file chain (`LoopRing.write_file`).  At its end the direct slot is empty
+    again (or is emptied, if the chain was cut before its close ran) and the data's buffer
+    export is released; if the caller was cancelled, ``if_orphaned`` runs then: nothing of
+    the chain can touch the file any more."""
+
+    __slots__ = ("buf", "if_orphaned", "io", "slot")
+
+    def __init__(
+        self, io: LoopRing, future: asyncio.Future[list[int]], n: int, slot: int, buf: Any,
+        if_orphaned: Callable[[], None] | None,
+    ) -> None:  # fmt: skip
+        super().__init__(future, n)
+        self.io, self.slot, self.buf, self.if_orphaned = io, slot, buf, if_orphaned
+
+    def ended(self) -> None:
+        _native.release(self.buf)
+        opened, closed = self.results[0] >= 0, self.results[-1] != -errno.ECANCELED
+        self.io._slot_done(self.slot, still_open=opened and not closed)
+        if self.future.cancelled():
+            if self.if_orphaned is not None:
+                self.if_orphaned()
+        elif not self.future.done():
+            self.future.set_result(self.results)
 
 
 def _aligned_copy(data: BufferLike) -> memoryview:
@@ -598,10 +680,144 @@ class LoopRing:
         on_orphan = _close_orphan_fd if if_orphaned is None else _then(_close_orphan_fd, if_orphaned)
         entry = _Guarded(fut, on_orphan)
         ud = self.ring.prep_openat(_native.AT_FDCWD, _native.path_arg(path), flags | os.O_CLOEXEC, mode, entry)
-        res = await self._result(fut, ud, on_orphan)
+        try:
+            res = await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                on_orphan(fut.result())  # it opened just before the cancel reached the caller
+            else:
+                self._cancel(ud, on_orphan)
+            raise
         if res < 0:
             raise os_error(res, os.fsdecode(path))
         return res
+
+    async def write_file(
+        self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool,
+        *, if_orphaned: Callable[[], None] | None = None,
+    ) -> int:  # fmt: skip
+        """Open ``path`` with ``flags``, write ``data`` at 0, fsync if asked, close: one linked chain.
+
+        The four ops go to the kernel in one submission on a direct descriptor
+        (the ring's file table), so the open's trip to io-wq carries the rest
+        along and the caller wakes once, instead of once per op.  With no free
+        slot (or no file table), and on a shard's ring (see the module's
+        notes), the same steps run one op at a time.
+
+        :return: the bytes written; fewer than ``data`` only if the file filled
+            up (the caller may reopen it and write on).
+        :raises OSError: of the first step that failed (the open's names ``path``).
+
+        Cancelled, the ops not yet done are cancelled in the kernel; the file
+        may have been created, truncated or written (``if_orphaned`` runs once
+        the chain has ended, e.g. to remove a temporary file).
+        """
+        slot = self.ring.take_file_slot() if self._owns_ring else -1
+        if slot < 0:
+            return await self._write_file_op_by_op(path, data, flags, mode, fsync, if_orphaned)
+        buf = _native.readable_buffer(data)
+        n = 4 if fsync else 3
+        chain = _WholeFile(self, self._future(), n, slot, buf, if_orphaned)  # type: ignore[arg-type]
+        path_buf = _native.path_arg(path)
+        try:
+            first = self.ring.prep_write_file(
+                path_buf, flags & ~os.O_CLOEXEC, mode, slot, buf, len(buf), fsync, chain.entries(), (path_buf, buf)
+            )
+        except BaseException:
+            self.ring.give_file_slot(slot)
+            _native.release(buf)
+            raise
+        try:
+            results = await chain.future
+        except asyncio.CancelledError as exc:
+            if not self.closed:
+                for ud in range(first, first + n - 1):  # not the close: it empties the slot
+                    if self.ring.cancel_pending(ud):
+                        self.ring.cancel(ud)
+                self._request_flush()
+            exc.add_note(WRITE_CANCEL_NOTE)
+            raise
+        if results[0] < 0:
+            raise os_error(results[0], os.fsdecode(path))
+        for res in results[1:]:
+            if res < 0:
+                raise os_error(res)
+        return results[1]
+
+    async def write_and_close(self, fd: int, data: BufferLike, offset: int) -> int:
+        """Write ``data`` at ``offset`` (-1: the fd's position), then close ``fd``: a linked pair in
+        one submission, one wakeup (a file's last buffered bytes and its close); op by op on a
+        shard's ring.
+
+        :return: ``len(data)``: all written, the fd is closed.  Fewer: the write came up short
+            and the fd is still open, for the caller to write on (and close).
+        :raises OSError: the write failed or the close did; either way the fd is closed.
+
+        Cancelled, the write is cancelled in the kernel if it has not happened (its outcome
+        is unknown) and the fd is closed all the same.
+        """
+        if not self._owns_ring:
+            return await self._write_and_close_op_by_op(fd, data, offset)
+        buf = _native.readable_buffer(data)
+        length = len(buf)
+        pair = _WriteClose(self, self._future(), fd, buf)  # type: ignore[arg-type]
+        try:
+            ud = self.ring.prep_write_close(fd, buf, length, offset, pair.entries())
+        except BaseException:
+            _native.release(buf)
+            raise
+        try:
+            written, closed = await pair.future
+        except asyncio.CancelledError as exc:
+            if not self.closed and self.ring.cancel_pending(ud):
+                self.ring.cancel(ud)
+                self._request_flush()
+            exc.add_note(WRITE_CANCEL_NOTE)
+            raise
+        if closed == -errno.ECANCELED:  # the link was cut: the fd is open
+            if written < 0:
+                self.close_fd_detached(fd)
+                raise os_error(written)
+            return written
+        if written < 0:
+            raise os_error(written)
+        if closed < 0:
+            raise os_error(closed)
+        return written
+
+    async def _write_and_close_op_by_op(self, fd: int, data: BufferLike, offset: int) -> int:
+        try:
+            written = await self.write(fd, data, offset)
+        except BaseException:
+            self.close_fd_detached(fd)
+            raise
+        if written == len(memoryview(data).cast("B")):
+            await self.close_fd(fd)
+        return written
+
+    def _slot_done(self, slot: int, *, still_open: bool) -> None:
+        """A chain has ended: its slot is free, or (cut before its close) is closed first."""
+        ring = self.ring
+        if not still_open or self.closed or ring.closed:
+            ring.give_file_slot(slot)  # (a closing ring takes its table with it)
+            return
+        ring.prep_close_slot(slot, _native.Completion(lambda _res, _flags: ring.give_file_slot(slot)))
+        if self._owns_ring:
+            self._request_flush()
+
+    async def _write_file_op_by_op(
+        self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool, if_orphaned: Callable[[], None] | None
+    ) -> int:
+        fd = await self.open(path, flags, mode, if_orphaned=if_orphaned)
+        try:
+            n = await self.write(fd, data, 0)
+            if fsync:
+                await self.fsync(fd, False)
+        except BaseException:
+            self.close_fd_detached(fd)
+            raise
+        await self.close_fd(fd)
+        return n
 
     async def close_fd(self, fd: int) -> None:
         fut = self._future()

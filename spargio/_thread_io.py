@@ -136,38 +136,76 @@ def _close_result(job: Future[int]) -> None:
         os.close(job.result())
 
 
-class _PendingOpen:
-    """An open running on the pool, whose caller may leave before it ends.
+class _PendingCall:
+    """A pool call that leaves something behind (an fd, a new file), whose caller may
+    leave before it ends.
 
-    Whichever comes second, the open's end or its caller's cancel, releases
-    the orphaned fd (and runs ``if_orphaned``); the lock makes "second" exact.
+    Whichever comes second, the call's end or its caller's cancel, runs
+    ``release(job)`` on what it left; the lock makes "second" exact.
     """
 
-    __slots__ = ("_ended", "_if_orphaned", "_io", "_orphaned")
+    __slots__ = ("_ended", "_io", "_orphaned", "_release")
 
-    def __init__(self, io: ThreadIO, if_orphaned: Callable[[], None] | None) -> None:
+    def __init__(self, io: ThreadIO, release: Callable[[Future[Any]], None]) -> None:
         self._io = io
-        self._if_orphaned = if_orphaned
+        self._release = release
         self._ended = self._orphaned = False
 
-    def ended(self, job: Future[int]) -> None:
+    def ended(self, job: Future[Any]) -> None:
         with self._io._calls.lock:
             self._ended = True
             orphaned = self._orphaned
         if orphaned:
             self._release(job)
 
-    def orphan(self, job: Future[int]) -> None:
+    def orphan(self, job: Future[Any]) -> None:
         with self._io._calls.lock:
             self._orphaned = True
             ended = self._ended
         if ended:
             self._release(job)
 
-    def _release(self, job: Future[int]) -> None:
+
+def _releasing_fd(if_orphaned: Callable[[], None] | None) -> Callable[[Future[int]], None]:
+    def release(job: Future[int]) -> None:
         _close_result(job)
-        if self._if_orphaned is not None:
-            self._if_orphaned()
+        if if_orphaned is not None:
+            if_orphaned()
+
+    return release
+
+
+def _write_and_close(fd: int, data: BufferLike, offset: int) -> int:
+    """`LoopRing.write_and_close` in one thread hop: write all of ``data``, then close ``fd``
+    (also when the write failed)."""
+    try:
+        with memoryview(data) as view, view.cast("B") as octets:
+            done = 0
+            while done < octets.nbytes:
+                rest = octets[done:]
+                done += os.pwrite(fd, rest, offset + done) if offset >= 0 else os.write(fd, rest)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return done
+
+
+def _write_file(path: str, data: BufferLike, flags: int, mode: int, fsync: bool) -> int:
+    """`LoopRing.write_file`'s steps in one thread hop: open, write all, fsync, close."""
+    fd = os.open(path, flags | os.O_CLOEXEC, mode)
+    try:
+        with memoryview(data) as view, view.cast("B") as octets:
+            done = 0
+            while done < octets.nbytes:
+                done += os.write(fd, octets[done:])  # a fresh fd: its position is where pwrite would write
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return done
 
 
 def _name(path: bytes | None) -> str | None:
@@ -310,12 +348,50 @@ class ThreadIO:
         ``if_orphaned`` is then called once the open has ended, before the
         open stops counting as in flight, as `LoopRing.open` does.
         """
-        open_ = _PendingOpen(self, if_orphaned)
-        job = self._calls.submit(_open, os.fsdecode(path), flags, mode, ended=open_.ended)
+        return await self._pending(_releasing_fd(if_orphaned), _open, os.fsdecode(path), flags, mode)
+
+    async def write_file(
+        self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool,
+        *, if_orphaned: Callable[[], None] | None = None,
+    ) -> int:  # fmt: skip
+        """Open, write all of ``data``, fsync if asked, close: one thread hop (see `LoopRing.write_file`).
+
+        Cancelled before its thread starts, nothing happens; once running, it
+        finishes, then ``if_orphaned`` runs.
+        """
+        release = (lambda _job: if_orphaned()) if if_orphaned is not None else (lambda _job: None)
+        fspath = os.fsdecode(path)
+        return await self._pending(release, _write_file, fspath, data, flags, mode, fsync, note=WRITE_CANCEL_NOTE)
+
+    async def write_and_close(self, fd: int, data: BufferLike, offset: int) -> int:
+        """Write all of ``data`` at ``offset`` (-1: the fd's position), then close ``fd``: one
+        thread hop (see `LoopRing.write_and_close`; here a short write is written on in the
+        thread, so the result is always ``len(data)``).  The fd is closed whatever happens,
+        also when the caller is cancelled before the thread starts."""
+        self._readiness.forget(fd)
+        job = self._calls.submit(_write_and_close, fd, data, offset)
         try:
             return await asyncio.wrap_future(job)
-        except asyncio.CancelledError:
-            open_.orphan(job)
+        except asyncio.CancelledError as exc:
+            if job.cancelled():
+                self.close_fd_detached(fd)
+            else:
+                exc.add_note(WRITE_CANCEL_NOTE)
+            raise
+
+    async def _pending(
+        self, release: Callable[[Future[Any]], None], fn: Callable[..., T], *args: Any, note: str = ""
+    ) -> T:
+        """``fn(*args)`` on the pool; if the caller is cancelled, ``release(job)`` runs once it has
+        ended (and the CancelledError carries ``note`` if the call had started)."""
+        pending = _PendingCall(self, release)
+        job = self._calls.submit(fn, *args, ended=pending.ended)
+        try:
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError as exc:
+            pending.orphan(job)
+            if note and not job.cancelled():
+                exc.add_note(note)
             raise
 
     async def close_fd(self, fd: int) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import functools
 import io
 import mmap
 import os
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "open_as", "open_file", "read_exact", "write_all"]
 
 _MAX_OFFSET = MAX_OFFSET
+_S_IFMT = 0o170000
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
 _LINE_CHUNK = 64 * 1024
 
 
@@ -133,21 +136,21 @@ class AsyncFile:
         buffering: int = -1,
     ) -> None:
         st = os.fstat(fd)
-        if _stat.S_ISDIR(st.st_mode):  # open(2) takes a directory O_RDONLY; the builtin refuses it
+        kind = st.st_mode & _S_IFMT
+        if kind == _stat.S_IFDIR:  # open(2) takes a directory O_RDONLY; the builtin refuses it
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
         self._fd = fd
         self.name = name
         self.mode = mode
         self._flags = flags
         self._closefd = closefd
-        self._seekable = _stat.S_ISREG(st.st_mode) or _stat.S_ISBLK(st.st_mode)
-        self._append = bool(flags & os.O_APPEND)
-        self._direct = bool(flags & getattr(os, "O_DIRECT", 0))
-        self._readable = (flags & os.O_ACCMODE) in (os.O_RDONLY, os.O_RDWR)
-        self._writable = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
-        self._pos = 0
-        if self._append and self._seekable:
-            self._pos = st.st_size
+        self._seekable = seekable = kind in (_stat.S_IFREG, _stat.S_IFBLK)
+        self._append = append = bool(flags & os.O_APPEND)
+        self._direct = direct = bool(flags & _O_DIRECT)
+        access = flags & os.O_ACCMODE
+        self._readable = access in (os.O_RDONLY, os.O_RDWR)
+        self._writable = access in (os.O_WRONLY, os.O_RDWR)
+        self._pos = st.st_size if append and seekable else 0
         self._ahead = b""
         # Buffered writes not yet in the file.  On a seekable file (not
         # appending) they belong at [_pos - len(_pending), _pos).
@@ -156,7 +159,7 @@ class AsyncFile:
             buffering = st.st_blksize if st.st_blksize > 1 else io.DEFAULT_BUFFER_SIZE
         elif buffering == 1:
             buffering = io.DEFAULT_BUFFER_SIZE  # line buffering is a text-mode thing, as in io
-        self._buffer_size = 0 if self._direct else buffering
+        self._buffer_size = 0 if direct else buffering
         self._closed = False
         self._detached: str | None = None  # why the file is unusable, once detached
         self._raw: AsyncFile | None = None
@@ -679,6 +682,8 @@ class AsyncFile:
             if self._detached:
                 raise ValueError(self._detached)  # as io's
             return
+        if self._pending and self._closefd and await self._write_pending_and_close():
+            return
         try:
             if self._pending:
                 await self._write_pending()
@@ -693,6 +698,23 @@ class AsyncFile:
                 await current_io().close_fd(self._fd)
             else:
                 current_io().close_fd_detached(self._fd)
+
+    async def _write_pending_and_close(self) -> bool:
+        """The pending bytes and the close as one linked pair; True if the file is closed
+        (False: the write came up short, the rest is pending again and the fd open)."""
+        pending, self._pending = self._pending, bytearray()
+        positioned = self._seekable and not self._append
+        start = self._pos - len(pending) if positioned else -1
+        try:
+            written = await current_io().write_and_close(self._fd, memoryview(pending), start)
+        except BaseException:
+            self._mark_closed()  # the fd is closed (or is, once the pair has ended)
+            raise
+        if written == len(pending):
+            self._mark_closed()
+            return True
+        self._pending = pending[written:]  # still at [_pos - len, _pos); an append's go on at the end
+        return False
 
     def _mark_closed(self) -> None:
         self._closed = True
@@ -749,6 +771,7 @@ def _writable_view(buffer: Any) -> memoryview:
     return view.cast("B")
 
 
+@functools.lru_cache(maxsize=64)
 def _mode_flags(mode: str) -> tuple[int, bool]:
     """``open()``'s mode string as O_* flags, and whether it is binary."""
     modes = set(mode)
@@ -769,6 +792,8 @@ def _mode_flags(mode: str) -> tuple[int, bool]:
 class OpenCall:
     """What `open` returns: await it for the file, or use it with ``async with``."""
 
+    __slots__ = ("_file", "_opening")
+
     def __init__(self, opening: Any) -> None:
         self._opening = opening
         self._file: AsyncFile | AsyncTextFile | None = None
@@ -780,7 +805,9 @@ class OpenCall:
         return self._file
 
     async def __aenter__(self) -> Any:
-        return await self
+        if self._file is None:
+            self._file = await self._opening
+        return self._file
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

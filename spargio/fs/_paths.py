@@ -21,7 +21,7 @@ import stat as _stat
 from typing import TYPE_CHECKING, Any
 
 from .._backend import current_io
-from ._args import data_view, fspath_bytes
+from ._args import MAX_CHUNK, data_view, fspath_bytes
 from ._file import write_all
 
 if TYPE_CHECKING:
@@ -99,27 +99,58 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
     io_ = current_io()
     # A cancelled open may still create the temporary file: remove it once the open has ended.
     if_orphaned = (lambda: _unlink_quietly(dest)) if atomic else None
-    fd = await io_.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode, if_orphaned=if_orphaned)
-    try:
-        n = await write_all(fd, view, 0) if view is not None else await _write_chunks(fd, data)
-        if fsync or atomic:
-            await io_.fsync(fd, False)
-    except BaseException:
-        io_.close_fd_detached(fd)
-        if atomic:
-            _unlink_quietly(dest)
-        raise
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    if view is not None and view.nbytes <= MAX_CHUNK:
+        # The common case: open, write, [fsync,] close as one chain (one wakeup on io_uring).
+        try:
+            n = await io_.write_file(dest, view, flags, mode, fsync or atomic, if_orphaned=if_orphaned)
+            if n < view.nbytes:  # the file filled up: write on, so the error is the one a write gives
+                n += await _write_rest(dest, view, n, fsync or atomic)
+        except BaseException:
+            if atomic:
+                _unlink_quietly(dest)
+            raise
+    else:
+        fd = await io_.open(dest, flags, mode, if_orphaned=if_orphaned)
+        try:
+            n = await write_all(fd, view, 0) if view is not None else await _write_chunks(fd, data)
+            if fsync or atomic:
+                await io_.fsync(fd, False)
+        except BaseException:
+            io_.close_fd_detached(fd)
+            if atomic:
+                _unlink_quietly(dest)
+            raise
+        try:
+            await io_.close_fd(fd)
+        except BaseException:
+            if atomic:
+                _unlink_quietly(dest)
+            raise
     if not atomic:
-        await io_.close_fd(fd)
         return n
     try:
-        await io_.close_fd(fd)
         await io_.rename(dest, target)
     except BaseException:
         _unlink_quietly(dest)  # ENOENT (ignored) if the rename happened before a cancel landed
         raise
     if fsync:
         await _fsync_directory(os.path.dirname(target) or b".")
+    return n
+
+
+async def _write_rest(path: bytes, view: memoryview, done: int, fsync: bool) -> int:
+    """Reopen a file a chain wrote ``done`` bytes of and write the rest of ``view`` after them."""
+    io_ = current_io()
+    fd = await io_.open(path, os.O_WRONLY, 0)
+    try:
+        n = await write_all(fd, view[done:], done)
+        if fsync:
+            await io_.fsync(fd, False)
+    except BaseException:
+        io_.close_fd_detached(fd)
+        raise
+    await io_.close_fd(fd)
     return n
 
 

@@ -42,6 +42,11 @@ int spg_prep_rw_many(spg_ring *r, int write, int n, const int *fds, char *const 
 int spg_prep_fsync(spg_ring *r, int fd, unsigned flags, uint64_t ud);
 int spg_prep_openat(spg_ring *r, int dfd, const char *path, int flags, unsigned mode, uint64_t ud);
 int spg_prep_close(spg_ring *r, int fd, uint64_t ud);
+int spg_register_file_slots(spg_ring *r, unsigned n);
+int spg_prep_write_file(spg_ring *r, int dfd, const char *path, int flags, unsigned mode, unsigned slot,
+                        const void *buf, unsigned len, int fsync, uint64_t ud_first);
+int spg_prep_close_slot(spg_ring *r, unsigned slot, uint64_t ud);
+int spg_prep_write_close(spg_ring *r, int fd, const void *buf, unsigned len, uint64_t off, uint64_t ud_first);
 int spg_prep_statx(spg_ring *r, int dfd, const char *path, int flags, unsigned mask,
                    void *statxbuf, uint64_t ud);
 int spg_prep_renameat(spg_ring *r, int olddfd, const char *oldpath, int newdfd,

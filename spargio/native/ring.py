@@ -116,6 +116,7 @@ AT_SYMLINK_NOFOLLOW: Final = 0x100
 AT_EMPTY_PATH: Final = 0x1000
 STATX_BASIC_STATS: Final = 0x7FF
 CURRENT_POSITION: Final = 2**64 - 1  # offset -1: "use and advance the file position"
+FILE_SLOTS: Final = 64  # direct-descriptor slots per ring, for whole-file chains in flight at once
 
 _REAP_BATCH: Final = 256
 _MSG_NOSIGNAL: Final = 0x4000
@@ -402,6 +403,7 @@ class Ring:
         self.on_message: Callable[[int], None] | None = None
         self._buffer_rings: list[BufferRing] = []
         self._next_group = 0
+        self._file_slots: list[int] | None = None  # free direct-descriptor slots; None: table not registered yet
         open_rings.add(self)
 
     # -- facts -----------------------------------------------------------
@@ -543,6 +545,66 @@ class Ring:
 
     def prep_openat(self, dfd: int, path: Buffer, flags: int, mode: int, entry: Any) -> int:
         return self._prep(lib.spg_prep_openat, (dfd, path, flags, mode), entry, path)
+
+    def take_file_slot(self) -> int:
+        """A free direct-descriptor slot, or -1 if none is free (or the kernel has no file table).
+
+        The ring's table of `FILE_SLOTS` empty slots is registered on first use.
+        """
+        slots = self._file_slots
+        if slots is None:
+            self._check_owner()
+            registered = lib.spg_register_file_slots(self._ptr, FILE_SLOTS) >= 0
+            slots = self._file_slots = list(range(FILE_SLOTS - 1, -1, -1)) if registered else []
+        return slots.pop() if slots else -1
+
+    def give_file_slot(self, slot: int) -> None:
+        """Hand back a slot that is empty again (its close's CQE has arrived)."""
+        assert self._file_slots is not None
+        self._file_slots.append(slot)
+
+    def prep_write_file(
+        self, path: Buffer, flags: int, mode: int, slot: int, buf: Buffer, length: int, fsync: bool,
+        entries: Sequence[Any], keep: object,
+    ) -> int:  # fmt: skip
+        """Queue open -> write -> [fsync ->] close as one linked chain on direct slot ``slot``
+        (see ``spg_prep_write_file``); ``entries[i]`` gets op *i*'s CQE.  Returns the first user_data."""
+        self._check_owner()
+        ud = self._next_ud
+        args = (self._ptr, AT_FDCWD, path, flags, mode, slot, buf, length, int(fsync), ud)
+        n = lib.spg_prep_write_file(*args)
+        if n == -_errno.EBUSY:
+            self._room()
+            n = lib.spg_prep_write_file(*args)
+        if n < 0:
+            raise os_error(n)
+        for i in range(n):
+            self._ops[ud + i] = (entries[i], keep)
+        self._next_ud = ud + n
+        self.ops_started += n
+        return ud
+
+    def prep_write_close(self, fd: int, buf: Buffer, length: int, offset: int, entries: Sequence[Any]) -> int:
+        """Queue write -> close on ``fd`` as a linked pair (see ``spg_prep_write_close``);
+        ``entries`` get the two CQEs.  Returns the write's user_data (the close's is the next)."""
+        self._check_owner()
+        ud = self._next_ud
+        args = (self._ptr, fd, buf, length, offset & CURRENT_POSITION, ud)
+        n = lib.spg_prep_write_close(*args)
+        if n == -_errno.EBUSY:
+            self._room()
+            n = lib.spg_prep_write_close(*args)
+        if n < 0:
+            raise os_error(n)
+        self._ops[ud] = (entries[0], buf)
+        self._ops[ud + 1] = (entries[1], None)
+        self._next_ud = ud + 2
+        self.ops_started += 2
+        return ud
+
+    def prep_close_slot(self, slot: int, entry: Any) -> int:
+        """Empty direct-descriptor slot ``slot``."""
+        return self._prep(lib.spg_prep_close_slot, (slot,), entry, None)
 
     def prep_close(self, fd: int, entry: Any) -> int:
         return self._prep(lib.spg_prep_close, (fd,), entry, None)

@@ -163,6 +163,28 @@ async def test_fs_many_concurrent_ops_on_tiny_shard_rings(
         assert all(await asyncio.gather(rt.spawn(burst, offsets[:5000]), rt.spawn(burst, offsets[5000:])))
 
 
+async def test_whole_file_writes_on_tiny_shard_rings(shape: dict[str, object], tmp_path) -> None:
+    """write_bytes' linked chain (4 SQEs with fsync) and a close's linked write -> close on
+    8-entry shard rings, more at once than the ring has slots: every file lands whole."""
+
+    async def writes(base: int) -> bool:
+        payloads = {base + i: os.urandom(50 + i) for i in range(150)}
+        await asyncio.gather(
+            *(spargio.fs.write_bytes(tmp_path / f"{n}", p, fsync=n % 2 == 0) for n, p in payloads.items())
+        )
+        for n in range(base, base + 20):
+            async with spargio.fs.open(tmp_path / f"{n}.buffered", "wb") as f:
+                await f.write(payloads[n])
+        return all((tmp_path / f"{n}").read_bytes() == p for n, p in payloads.items()) and all(
+            (tmp_path / f"{n}.buffered").read_bytes() == payloads[n] for n in range(base, base + 20)
+        )
+
+    async with spargio.Runtime(shards=2, ring_entries=8, **shape) as rt:  # type: ignore[arg-type]
+        assert await asyncio.gather(
+            rt.spawn(writes, 0, placement=Pinned(0)), rt.spawn(writes, 1000, placement=Pinned(1))
+        ) == [True, True]
+
+
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open")
 async def test_shard_loop_is_a_stock_selector_loop(rt: spargio.Runtime) -> None:
     async def kind() -> list[str]:
