@@ -173,6 +173,12 @@ async def _spargio_aiofiles_setup() -> list[Any]:
     return [await spargio.aiofiles.open(READ_FILE, "rb") for _ in range(QD)]
 
 
+async def _spargio_fs_open_setup() -> list[Any]:
+    import spargio
+
+    return [await spargio.fs.open(READ_FILE, "rb") for _ in range(QD)]
+
+
 async def _anyio_setup() -> list[Any]:
     import anyio
 
@@ -294,6 +300,15 @@ async def spargio_aiofiles_small_read(state: None, i: int, w: int) -> bytes:
         return data
 
 
+async def spargio_fs_open_small_read(state: None, i: int, w: int) -> bytes:
+    """aiofiles' call pattern through spargio.fs.open: what the layer itself costs."""
+    import spargio
+
+    async with spargio.fs.open(_small(i), "rb") as f:
+        data: bytes = await f.read()
+    return data
+
+
 async def anyio_small_read(state: None, i: int, w: int) -> bytes:
     import anyio
 
@@ -330,6 +345,14 @@ async def spargio_aiofiles_small_write(state: None, i: int, w: int) -> None:
     import spargio.aiofiles
 
     async with spargio.aiofiles.open(_small_out(i), "wb") as f:
+        await f.write(_PAYLOAD)
+
+
+async def spargio_fs_open_small_write(state: None, i: int, w: int) -> None:
+    """aiofiles' call pattern through spargio.fs.open: what the layer itself costs."""
+    import spargio
+
+    async with spargio.fs.open(_small_out(i), "wb") as f:
         await f.write(_PAYLOAD)
 
 
@@ -448,6 +471,8 @@ def _cases() -> list[Case]:
             Case(bench, "aiofiles", qd, _aiofiles_setup, aiofiles_read, _aiofiles_close),
             # aiofiles' code with its import changed: the drop-in's cost against spargio.fs
             Case(bench, "spargio.aiofiles", qd, _spargio_aiofiles_setup, aiofiles_read, _aiofiles_close),
+            # the same code through spargio.fs.open: the layer's own cost, apart from the call pattern
+            Case(bench, "spargio.fs.open", qd, _spargio_fs_open_setup, aiofiles_read, _aiofiles_close),
             Case(bench, "anyio", qd, _anyio_setup, anyio_read, _anyio_close),
             Case(bench, "caio", qd, _caio_setup, caio_read, _caio_close),
         ]
@@ -500,6 +525,8 @@ def _cases() -> list[Case]:
     cases += [
         Case("fs_small_files_read", "spargio.aiofiles", 1, none, spargio_aiofiles_small_read),
         Case("fs_small_files_write", "spargio.aiofiles", 1, none, spargio_aiofiles_small_write),
+        Case("fs_small_files_read", "spargio.fs.open", 1, none, spargio_fs_open_small_read),
+        Case("fs_small_files_write", "spargio.fs.open", 1, none, spargio_fs_open_small_write),
     ]
     return cases
 

@@ -23,7 +23,7 @@ def _detach_sync(file: AsyncFile) -> io.FileIO:
     """The file's fd as a synchronous ``io.FileIO`` at the file's position (aiofiles' ``detach``
     gives the synchronous raw file); ``file`` is unusable after."""
     file._check_open()
-    if file._pending:
+    if file._pending or file._writing is not None:
         raise ValueError("detach() with buffered writes pending: await flush() first")
     if file._seekable:
         os.lseek(file._fd, file._pos, os.SEEK_SET)  # the raw file reads where this one would have

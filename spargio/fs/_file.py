@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _limits
 from .._backend import current_io
 from .._blocking import limited
+from .._errors import ClosedError
 from .._limits import MAX_OFFSET, READ_GUESS
 from . import _args
 from ._args import MAX_CHUNK, check_length, check_offset, data_view
@@ -52,6 +53,12 @@ if TYPE_CHECKING:
 __all__ = ["AsyncFile", "AsyncTextFile", "OpenCall", "open", "open_as", "open_file", "read_exact", "write_all"]
 
 _MAX_OFFSET = MAX_OFFSET
+_STILL_WRITING = (
+    "spargio: the file's buffered bytes are still being written (exactly once); its next call waits for them"
+)
+_STILL_WRITING_AT_CLOSE = (
+    "spargio: the file's buffered bytes are still being written (exactly once), then its fd is closed"
+)
 _S_IFMT = 0o170000
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _LINE_CHUNK = 64 * 1024
@@ -160,6 +167,7 @@ class AsyncFile:
         elif buffering == 1:
             buffering = io.DEFAULT_BUFFER_SIZE  # line buffering is a text-mode thing, as in io
         self._buffer_size = 0 if direct else buffering
+        self._writing: asyncio.Future[int] | None = None  # buffered bytes going out after a cancel
         self._closed = False
         self._detached: str | None = None  # why the file is unusable, once detached
         self._raw: AsyncFile | None = None
@@ -272,6 +280,8 @@ class AsyncFile:
         :return: ``b""`` at EOF.
         """
         self._check_readable()
+        if self._writing is not None:
+            await self._finish_writing()
         if type(size) is int and size >= self._buffer_size and self._seekable and not self._ahead and not self._pending:
             # The common case, kept short: a read of a buffer's worth or more goes straight out.
             data = await read_exact(self._fd, size, self._pos, direct=self._direct)
@@ -340,6 +350,8 @@ class AsyncFile:
         """Read up to ``size`` bytes with at most one op: the read-ahead if there is
         any, else one read (of the buffer's size if ``size`` is negative)."""
         self._check_readable()
+        if self._writing is not None:
+            await self._finish_writing()
         if self._ahead:
             return self._take_ahead(len(self._ahead) if size < 0 else size)
         if self._pending and self._seekable:
@@ -350,6 +362,8 @@ class AsyncFile:
         """The bytes a read would return next, without consuming them: the read-ahead,
         filled by one read if it is empty (``b""`` only at EOF)."""
         self._check_readable()
+        if self._writing is not None:
+            await self._finish_writing()
         if not self._ahead:
             if self._pending and self._seekable:
                 await self._write_pending()
@@ -368,6 +382,8 @@ class AsyncFile:
         :return: the number of bytes read; 0 at EOF.
         """
         self._check_readable()
+        if self._writing is not None:
+            await self._finish_writing()
         view = _writable_view(buffer)
         try:
             if self._pending and self._seekable:
@@ -398,6 +414,8 @@ class AsyncFile:
     async def readinto1(self, buffer: Any) -> int:
         """Read into ``buffer`` with at most one op."""
         self._check_readable()
+        if self._writing is not None:
+            await self._finish_writing()
         view = _writable_view(buffer)
         try:
             if self._pending and self._seekable:
@@ -432,6 +450,8 @@ class AsyncFile:
         """
         if type(offset) is not int or offset < 0 or offset > _MAX_OFFSET:
             offset = check_offset(offset)
+        if self._writing is not None:
+            await self._finish_writing()
         if self._pending:
             await self._write_pending()
         if type(size) is not int or size < 0 or size > MAX_CHUNK:
@@ -449,6 +469,8 @@ class AsyncFile:
         """Read into ``buffer`` at ``offset`` without moving the file position."""
         offset = check_offset(offset)
         self._check_readable()
+        if self._writing is not None:
+            await self._finish_writing()
         self._check_seekable("readinto_at")
         if self._pending:
             await self._write_pending()
@@ -460,6 +482,8 @@ class AsyncFile:
             self._check_open()
             return b""  # as io's: a zero-length line needs no reading
         self._check_readable()
+        if self._writing is not None:
+            await self._finish_writing()
         if self._pending and self._seekable:
             await self._write_pending()
         limit = size if size is not None and size >= 0 else None
@@ -508,10 +532,13 @@ class AsyncFile:
         If the task is cancelled while a write is in flight, the op is cancelled in
         the kernel if it has not happened yet: whether its bytes reached the file is
         unknown, and the position does not move.  Pending bytes of a seekable file stay
-        pending (writing them again at their offset is harmless); those of a stream or
-        an append-mode file are dropped, with a note saying so, lest they go twice.
+        pending (writing them again at their offset is harmless).  Those of a stream or
+        an append-mode file must go exactly once: their write goes on after the cancel
+        and the file's next call waits for it (raising its error, if it failed).
         """
         self._check_writable()
+        if self._writing is not None:
+            await self._finish_writing()
         view = data_view(data)
         n = view.nbytes
         positioned = self._seekable and not self._append
@@ -543,20 +570,67 @@ class AsyncFile:
 
     async def _write_out(self, view: memoryview, start: int, buffered: int = 0) -> int:
         """Write ``view`` (pending bytes first, perhaps) at ``start`` (-1 where the kernel's
-        position or O_APPEND decides); on a stream or an append file, cancelled or failed,
-        the pending bytes are dropped (a retry could write them twice)."""
+        position or O_APPEND decides).
+
+        On a stream or an append file, bytes that were buffered must go exactly once: a
+        retry could write them twice, a cancelled op could drop them.  That write runs on
+        in the background if its caller is cancelled (see `_finish_writing`).
+        """
         positioned = self._seekable and not self._append
-        try:
-            n = await write_all(self._fd, view, start if positioned else -1, direct=self._direct)
-        except BaseException as exc:
-            if not positioned and buffered:
-                exc.add_note(f"spargio: {buffered} buffered bytes were dropped (their outcome is unknown)")
-                self._pending = bytearray()
-            raise
+        if not positioned and buffered:
+            return await self._write_exactly_once(view, buffered)
+        n = await write_all(self._fd, view, start if positioned else -1, direct=self._direct)
         if self._append and self._seekable:
             self._ahead = b""
             self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
         return n
+
+    async def _write_exactly_once(self, view: memoryview, buffered: int) -> int:
+        """Write buffered bytes of a stream or an append file in a task of their own.
+
+        Cancelled, the caller leaves at once but the write goes on: the file's next call
+        waits for it (and raises its error, if it failed), so the bytes are neither lost
+        nor written twice.
+        """
+        writing = asyncio.ensure_future(write_all(self._fd, view, -1, direct=self._direct))
+        writing.add_done_callback(_retrieve)
+        try:
+            n = await asyncio.shield(writing)
+        except asyncio.CancelledError as exc:
+            if not writing.done():
+                self._writing = writing
+                exc.add_note(_STILL_WRITING)
+            raise
+        except OSError as exc:
+            exc.add_note(f"spargio: {buffered} buffered bytes were dropped (written again, they could go twice)")
+            raise
+        self._after_append()
+        return n
+
+    async def _finish_writing(self) -> None:
+        """Wait for a buffered write that outlived its cancelled caller; raise its error.
+
+        Cancelled again, the write still goes on (and is waited for by the next call)."""
+        writing = self._writing
+        assert writing is not None
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError as exc:
+            if not writing.done():
+                exc.add_note(_STILL_WRITING)
+                raise
+        finally:
+            if writing.done():
+                self._writing = None
+        if writing.cancelled():  # (only when its loop is closing)
+            raise OSError(errno.EIO, "a buffered write of this file was cancelled with its event loop")
+        writing.result()  # its OSError, if it failed: reported once, by the call after it
+        self._after_append()
+
+    def _after_append(self) -> None:
+        if self._append and self._seekable:
+            self._ahead = b""
+            self._pos = os.lseek(self._fd, 0, os.SEEK_CUR)
 
     async def _write_pending(self) -> None:
         pending = self._pending
@@ -581,6 +655,8 @@ class AsyncFile:
         """
         offset = check_offset(offset)
         self._check_writable()
+        if self._writing is not None:
+            await self._finish_writing()
         self._check_seekable("write_at")
         if self._pending:
             await self._write_pending()
@@ -594,9 +670,12 @@ class AsyncFile:
     async def flush(self) -> None:
         """Write the pending bytes to the file (no durability: see `fsync`).
 
-        Cancelled, see `write`: a seekable file's pending bytes stay pending.  As
-        ``io.BufferedRandom``'s, it drops a read-write file's read-ahead too."""
+        Cancelled, see `write`: a seekable file's pending bytes stay pending, a stream's
+        or an append file's are written on.  As ``io.BufferedRandom``'s, it drops a
+        read-write file's read-ahead too."""
         self._check_open()
+        if self._writing is not None:
+            await self._finish_writing()
         if self._pending:
             await self._write_pending()
         if self._writable and self._seekable:
@@ -627,6 +706,8 @@ class AsyncFile:
     async def allocate(self, offset: int, length: int, *, keep_size: bool = False) -> None:
         """Reserve disk space (fallocate); ``keep_size`` leaves the file size alone."""
         self._check_writable()
+        if self._writing is not None:
+            await self._finish_writing()
         await current_io().fallocate(
             self._fd, 1 if keep_size else 0, check_offset(offset), check_length(length, "length")
         )
@@ -636,6 +717,8 @@ class AsyncFile:
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the file position (pending writes go first); returns the new absolute position."""
         self._check_open()
+        if self._writing is not None:
+            await self._finish_writing()
         self._check_seekable("seek")
         if isinstance(offset, bool) or not isinstance(offset, int):
             raise TypeError(f"offset must be an int, not {type(offset).__name__}")
@@ -658,6 +741,8 @@ class AsyncFile:
     async def tell(self) -> int:
         """The file position (counting pending writes)."""
         self._check_open()
+        if self._writing is not None:
+            await self._finish_writing()
         self._check_seekable("tell")
         return self._pos
 
@@ -676,14 +761,26 @@ class AsyncFile:
         closed.  A read-only file's close goes out with the loop's next
         submission and returns at once: its result carries no information, and
         not waiting saves a loop iteration per file (a GET of a small file is
-        open, read, close).  Cancelled during the flush, the fd is still closed.
+        open, read, close).  Cancelled during the flush, the fd is still closed:
+        at once on a seekable file (its pending bytes' outcome is unknown); on a
+        stream or an append file once its pending bytes are out, exactly once.
         """
         if self._closed:
             if self._detached:
                 raise ValueError(self._detached)  # as io's
             return
-        if self._pending and self._closefd and await self._write_pending_and_close():
-            return
+        if self._writing is not None:
+            try:
+                await self._finish_writing()
+            except BaseException:
+                self._close_after_writing()
+                raise
+        if self._pending and self._closefd:
+            if not self._seekable or self._append:
+                await self._close_exactly_once()
+                return
+            if await self._write_pending_and_close():
+                return
         try:
             if self._pending:
                 await self._write_pending()
@@ -698,6 +795,33 @@ class AsyncFile:
                 await current_io().close_fd(self._fd)
             else:
                 current_io().close_fd_detached(self._fd)
+
+    def _close_after_writing(self) -> None:
+        """Mark the file closed; its fd is closed once the background write (if any) has ended."""
+        writing = self._writing
+        self._mark_closed()
+        if not self._closefd:
+            return
+        io_, fd = current_io(), self._fd
+        if writing is None or writing.done():
+            _close_quietly(io_, fd)
+        else:
+            writing.add_done_callback(lambda _writing: _close_quietly(io_, fd))
+
+    async def _close_exactly_once(self) -> None:
+        """Close a stream or an append file with bytes pending: write them and close the fd
+        in a task of their own, so that a cancelled close neither drops them nor writes them
+        twice (the task goes on and closes the fd when they are out)."""
+        pending = self._pending
+        self._mark_closed()
+        closing = asyncio.ensure_future(_write_all_and_close(current_io(), self._fd, memoryview(pending)))
+        closing.add_done_callback(_retrieve)
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError as exc:
+            if not closing.done():
+                exc.add_note(_STILL_WRITING_AT_CLOSE)
+            raise
 
     async def _write_pending_and_close(self) -> bool:
         """The pending bytes and the close as one linked pair; True if the file is closed
@@ -730,7 +854,7 @@ class AsyncFile:
         file is unusable after (its `close` raises ValueError, as io's).  Pending writes
         must be flushed first (a synchronous flush would block the loop), else ValueError."""
         self._check_open()
-        if self._pending:
+        if self._pending or self._writing is not None:
             raise ValueError("detach() with buffered writes pending: await flush() first")
         raw = self.raw
         if raw is not self:
@@ -762,6 +886,34 @@ class AsyncFile:
                 os.close(self._fd)
             except OSError:
                 pass
+
+
+async def _write_all_and_close(io_: Any, fd: int, view: memoryview) -> None:
+    """``view`` at the fd's position (or the end: O_APPEND), then the close; the fd is closed
+    whatever happens."""
+    written = await io_.write_and_close(fd, view, -1)
+    if written == view.nbytes:
+        return
+    try:
+        await write_all(fd, view[written:], -1)
+    except BaseException:
+        _close_quietly(io_, fd)
+        raise
+    await io_.close_fd(fd)
+
+
+def _close_quietly(io_: Any, fd: int) -> None:
+    """Close ``fd`` with the loop's next submission, or at once if its ring is gone."""
+    try:
+        io_.close_fd_detached(fd)
+    except ClosedError:
+        os.close(fd)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a background write's outcome as seen (the file's next call reports it)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _writable_view(buffer: Any) -> memoryview:

@@ -201,11 +201,6 @@ class IoTwin(RuleBasedStateMachine):
         if self.unflushed and (not self.binary or self.mode[0] == "a"):
             self.flush()
 
-    def cancel_safe(self) -> bool:
-        """An append-mode file's buffered bytes are dropped if the flush that sends them is
-        cancelled (sent again, they could go twice): no cancelled reads over them."""
-        return not (self.mode[0] == "a" and self.unflushed)
-
     def cancelled_reading(self, method: str, size: int, steps: int) -> None:
         """A read cancelled in flight consumed nothing; one that finished agrees with the twin's."""
         self.settle_text_writes()
@@ -217,12 +212,10 @@ class IoTwin(RuleBasedStateMachine):
             if issubclass(result, UnicodeError):
                 self.after_decode_error()
 
-    @precondition(cancel_safe)
     @rule(size=st.integers(min_value=0, max_value=10_000), steps=STEPS)
     def cancelled_read(self, size: int, steps: int) -> None:
         self.cancelled_reading("read", size, steps)
 
-    @precondition(cancel_safe)
     @rule(size=st.integers(min_value=-1, max_value=300), steps=STEPS)
     def cancelled_readline(self, size: int, steps: int) -> None:
         self.cancelled_reading("readline", size, steps)

@@ -249,3 +249,82 @@ async def test_a_burst_of_fsync_chains_then_buffered_closes_all_complete(tmp_pat
             async with fs.open(tmp_path / f"{n}.buffered", "wb") as f:
                 await f.write(b"y" * 60)
     assert all((tmp_path / f"{n}.buffered").read_bytes() == b"y" * 60 for n in range(20))
+
+
+# -- buffered bytes of streams and append files go exactly once -----------------------------
+
+
+async def _cancel_after(coro, delay: float) -> bool:
+    """Run ``coro``, cancel it after ``delay`` seconds; True if the cancel landed."""
+    task = asyncio.ensure_future(coro)
+    await asyncio.sleep(delay)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return True
+    return False
+
+
+async def test_a_cancelled_flush_of_an_append_file_still_writes_its_bytes_once(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(b"start\n")
+    landed = 0
+    async with fs.open(path, "ab") as f:
+        for i, delay in enumerate((0, 0, 0.0001, 0.001, 0)):
+            await f.write(b"line %d\n" % i)
+            landed += await _cancel_after(f.flush(), delay)
+            assert await f.tell() == path.stat().st_size  # the next call waited for the write
+    assert path.read_bytes() == b"start\n" + b"".join(b"line %d\n" % i for i in range(5))
+    assert landed  # (at least one cancel reached a flush in flight)
+
+
+async def test_a_cancelled_close_of_an_append_file_writes_its_bytes_once_then_closes(tmp_path):
+    path = tmp_path / "log"
+    before = _open_fds()
+    expected = b""
+    for i, delay in enumerate((0, 0, 0.0001, 0.001)):
+        f = await fs.open(path, "ab")
+        await f.write(b"entry %d\n" % i)
+        expected += b"entry %d\n" % i
+        await _cancel_after(f.close(), delay)
+        assert f.closed
+        await settle()
+        assert path.read_bytes() == expected
+    assert _open_fds() == before
+
+
+async def test_a_cancelled_flush_into_a_full_pipe_goes_on_and_its_error_comes_next(pipe):
+    """The pipe is full, so the flush's write waits; cancelled, it goes on in the background.
+    Once the reader has gone the write fails (EPIPE), and the file's next call says so."""
+    r, w = pipe
+    os.set_blocking(w, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(w, b"x" * 65536)
+    os.set_blocking(w, True)
+    f = await fs.open(os.dup(w), "wb")
+    await f.write(b"y" * 1000)
+    assert await _cancel_after(f.flush(), 0.01)
+    os.close(r)
+    with pytest.raises(BrokenPipeError):
+        await asyncio.wait_for(f.flush(), 10)
+    await f.close()
+    os.close(w)
+
+
+async def test_a_cancelled_flush_of_a_pipe_delivers_each_byte_once(pipe):
+    r, w = pipe
+    f = await fs.open(os.dup(w), "wb")
+    sent = b""
+    for i, delay in enumerate((0, 0, 0.0001, 0.001)):
+        chunk = b"chunk %d;" % i
+        await f.write(chunk)
+        sent += chunk
+        await _cancel_after(f.flush(), delay)
+    await f.close()
+    os.close(w)
+    received = b""
+    while data := os.read(r, 65536):
+        received += data
+    assert received == sent
