@@ -9,6 +9,12 @@
   thread-per-core shape without spargio).  The client is ``spargio.net`` for the first, the loop's own
   transports for the others.  A unit is one step.
 
+* ``net_send_1m``: one connection, 1 MiB sends back to back (one in flight, short sends continued),
+  drained by a plain thread; a unit is 1 MiB.  ``spargio`` is IORING_OP_SEND on the loop's ring
+  (what a RingTransport issues), ``spargio.send_zc`` IORING_OP_SEND_ZC (zero-copy: the buffer is held
+  until the kernel's notification CQE), ``loop.sock_sendall`` the loop's own ``sock_sendall``.  It
+  decides whether spargio.net's large writes should be zero-copy.
+
 A unit is one round (one frame).  Client and echo server run on the same loop, so each
 implementation pays for both ends.  Implementations:
 
@@ -233,6 +239,8 @@ def _run_rloop(main: Coroutine[Any, Any, float]) -> float:
 def run_case(key: str, loop_name: str, n: int) -> float:
     """Seconds taken by ``n`` units of case ``key`` on a fresh ``loop_name`` loop."""
     case = CASES[key]
+    if case.bench == SEND_BENCH:
+        return run_on_fresh_loop(loop_name, _large_sends(case.impl, n))
     if case.bench == HOTSPOT:
         return run_on_fresh_loop(loop_name, _hotspot(case.impl, loop_name, n))
     if case.impl == "rloop.sock":
@@ -354,3 +362,74 @@ async def _hotspot(impl: str, loop_name: str, n: int) -> float:
         return await _hotspot_rounds(loop.create_connection, server.sockets[0].getsockname(), n)
     finally:
         server.close()
+
+
+# -- large sends: SEND against SEND_ZC ------------------------------------------------------
+
+SEND_BENCH = "net_send_1m"
+SEND_SIZE = 1 << 20
+for _impl in ("spargio", "spargio.send_zc", "loop.sock_sendall"):
+    _case = NetCase(SEND_BENCH, _impl, 1)
+    CASES[_case.key] = _case
+_CQE_F_MORE, _CQE_F_NOTIF = 1 << 1, 1 << 3
+
+
+def _drain(sock: socket.socket) -> None:
+    into = bytearray(1 << 20)
+    while sock.recv_into(into):
+        pass
+
+
+async def _ring_send(fd: int, buf: Any, length: int, zero_copy: bool) -> int:
+    """One send on the loop's ring; for SEND_ZC, done once the notification says ``buf`` is free."""
+    from spargio._backend import current_io
+    from spargio.native import ring as native
+
+    io: Any = current_io()
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    result = [0]
+
+    def on_cqe(res: int, flags: int) -> None:
+        if not flags & _CQE_F_NOTIF:
+            result[0] = res
+        if not flags & _CQE_F_MORE and not done.done():
+            done.set_result(result[0])
+
+    prep = io.ring.prep_send_zc if zero_copy else io.ring.prep_send
+    prep(fd, buf, length, native.Completion(on_cqe), buf)
+    io._request_flush()
+    return await done
+
+
+async def _large_sends(impl: str, n: int) -> float:
+    import threading
+
+    from spargio.native import ring as native
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    drainer = threading.Thread(target=_drain, args=(server,), daemon=True)
+    drainer.start()
+    loop = asyncio.get_running_loop()
+    payload = bytes(SEND_SIZE)
+    buf = native.buffer(SEND_SIZE)
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            if impl == "loop.sock_sendall":
+                client.setblocking(False)
+                await loop.sock_sendall(client, payload)
+                continue
+            sent = 0
+            while sent < SEND_SIZE:
+                res = await _ring_send(client.fileno(), buf + sent, SEND_SIZE - sent, impl == "spargio.send_zc")
+                if res <= 0:
+                    raise OSError(-res, "send failed")
+                sent += res
+        return time.perf_counter() - start
+    finally:
+        client.close()
+        drainer.join()
+        server.close()
+        listener.close()

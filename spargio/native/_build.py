@@ -66,6 +66,7 @@ int spg_prep_msg_ring(spg_ring *r, int target_fd, unsigned res, uint64_t data, u
 int spg_prep_recv(spg_ring *r, int fd, void *buf, unsigned len, int flags, uint64_t ud);
 int spg_prep_recv_multishot(spg_ring *r, int fd, unsigned bgid, uint64_t ud);
 int spg_prep_send(spg_ring *r, int fd, const void *buf, unsigned len, int flags, uint64_t ud);
+int spg_prep_send_zc(spg_ring *r, int fd, const void *buf, unsigned len, int flags, uint64_t ud);
 size_t spg_msghdr_size(int n);
 int spg_prep_sendv(spg_ring *r, int fd, char *const *bufs, const unsigned *lens, int n,
                    void *scratch, int flags, uint64_t ud);

@@ -433,6 +433,17 @@ int spg_prep_send(spg_ring *r, int fd, const void *buf, unsigned len, int flags,
     return 0;
 }
 
+/* A zero-copy send (IORING_OP_SEND_ZC): two CQEs, the result (with
+ * IORING_CQE_F_MORE) and, once the kernel no longer reads `buf`, a
+ * notification (IORING_CQE_F_NOTIF).  `buf` must live until the second. */
+int spg_prep_send_zc(spg_ring *r, int fd, const void *buf, unsigned len, int flags, uint64_t ud)
+{
+    PREP_OR_BUSY(r, sqe);
+    io_uring_prep_send_zc(sqe, fd, buf, len, flags, 0);
+    sqe->user_data = ud;
+    return 0;
+}
+
 size_t spg_msghdr_size(int n) { return sizeof(struct msghdr) + (size_t)n * sizeof(struct iovec); }
 
 /* One sendmsg of n buffers (a gathered write).  `scratch` (spg_msghdr_size(n)

@@ -97,6 +97,7 @@ OPCODES: Final[dict[str, int]] = {
     "READ": 22,
     "WRITE": 23,
     "SEND": 26,
+    "SEND_ZC": 47,
     "RECV": 27,
     "SPLICE": 30,
     "SHUTDOWN": 34,
@@ -664,6 +665,11 @@ class Ring:
         self._ops[ud] = (entry, buf if keep is None else keep)
         self.ops_started += 1
         return ud
+
+    def prep_send_zc(self, fd: int, buf: Buffer, length: int, entry: Completion, keep: object = None) -> int:
+        """Queue a zero-copy send (IORING_OP_SEND_ZC, MSG_NOSIGNAL).  ``entry`` (a `Completion`)
+        sees the result, flagged `CQE_F_MORE`, then the notification that ``buf`` is free."""
+        return self._prep(lib.spg_prep_send_zc, (fd, buf, length, _MSG_NOSIGNAL), entry, buf if keep is None else keep)
 
     def prep_sendv(self, fd: int, bufs: Sequence[Buffer], entry: Any, keep: object = None) -> int:
         """Queue one sendmsg gathering ``bufs`` (cffi buffers, each sent whole, in order)."""

@@ -615,3 +615,33 @@ async def test_ops_queued_on_a_closed_connection_never_reach_the_socket_that_reu
         return ok
 
     assert await on(body) == 60
+
+
+async def test_without_buffer_rings_connections_receive_with_plain_recvs(
+    on: Runner, ring_expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel before 5.19 has no provided-buffer rings: registering one fails (EINVAL), and
+    every connection receives with a plain recv into its own buffer instead."""
+    from spargio.native.ring import Ring
+
+    def no_buffer_rings(self: Ring, count: int, size: int) -> None:
+        raise OSError(errno.EINVAL, "buffer rings need Linux 5.19")
+
+    monkeypatch.setattr(Ring, "buffer_ring", no_buffer_rings)
+
+    async def body() -> tuple[bool, bool]:
+        server, port = await echo_server()
+        async with server:
+            reader, writer = await net.open_connection("127.0.0.1", port)
+            for size in (1, 4096, 1 << 20):
+                data = payload(size)
+                writer.write(data)
+                assert await reader.readexactly(size) == data
+            writer.close()
+            await writer.wait_closed()
+        state = getattr(current_io(), "net", None)
+        return transport_kind(writer), state is not None and state.buffers is None
+
+    on_ring, plain = await on(body)
+    assert on_ring is ring_expected
+    assert plain is ring_expected  # (the thread backend never makes spargio.net's state)
