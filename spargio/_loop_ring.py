@@ -39,10 +39,12 @@ created on first use by `spargio._backend.current_io`.  No thread is involved:
    carries the rest along: one wakeup instead of one per op.  Their entries
    are `Completion`s, which a cancel does not orphan, so a chain whose caller
    left still ends, and frees its slot or closes its fd, when the kernel is
-   done.  On a shard's shared ring they run op by op: with them, a shard
-   waiting in io_uring_enter was seen to sleep through an io-wq completion
-   right after a burst of fsync chains (tests/fs/test_whole_file.py has the
-   shape), which the loop ring, woken through its eventfd, never showed.
+   done.  On a shard's shared ring they run op by op: there, right after a
+   burst of fsync'd chains, a plain open was seen to sit in io-wq with its
+   workers idle (1 run in 3) until the next op touched the queue (a cancel,
+   seconds later); a bounded wait did not rescue it, so it is no lost
+   wakeup.  The loop ring never showed it (29 runs of the same shape,
+   tests/fs/test_whole_file.py), nor did shards op by op.
 7. Shutdown: the ring registers an async generator with the loop, so
    ``loop.shutdown_asyncgens()`` (run by ``asyncio.run``, ``asyncio.Runner``,
    ``uvloop.run`` and pytest-asyncio) closes the ring while the loop is still
