@@ -696,9 +696,9 @@ class LoopRing:
 
     async def write_file(
         self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool,
-        *, if_orphaned: Callable[[], None] | None = None,
+        *, offset: int = 0, if_orphaned: Callable[[], None] | None = None,
     ) -> int:  # fmt: skip
-        """Open ``path`` with ``flags``, write ``data`` at 0, fsync if asked, close: one linked chain.
+        """Open ``path`` with ``flags``, write ``data`` at ``offset``, fsync if asked, close: one linked chain.
 
         The four ops go to the kernel in one submission on a direct descriptor
         (the ring's file table), so the open's trip to io-wq carries the rest
@@ -707,7 +707,8 @@ class LoopRing:
         notes), the same steps run one op at a time.
 
         :return: the bytes written; fewer than ``data`` only if the file filled
-            up (the caller may reopen it and write on).
+            up (the caller may write the rest with another call, at the offset
+            reached, without ``O_TRUNC``).
         :raises OSError: of the first step that failed (the open's names ``path``).
 
         Cancelled, the ops not yet done are cancelled in the kernel; the file
@@ -716,14 +717,23 @@ class LoopRing:
         """
         slot = self.ring.take_file_slot() if self._owns_ring else -1
         if slot < 0:
-            return await self._write_file_op_by_op(path, data, flags, mode, fsync, if_orphaned)
+            return await self._write_file_op_by_op(path, data, flags, mode, fsync, offset, if_orphaned)
         buf = _native.readable_buffer(data)
         n = 4 if fsync else 3
         chain = _WholeFile(self, self._future(), n, slot, buf, if_orphaned)  # type: ignore[arg-type]
         path_buf = _native.path_arg(path)
         try:
             first = self.ring.prep_write_file(
-                path_buf, flags & ~os.O_CLOEXEC, mode, slot, buf, len(buf), fsync, chain.entries(), (path_buf, buf)
+                path_buf,
+                flags & ~os.O_CLOEXEC,
+                mode,
+                slot,
+                buf,
+                len(buf),
+                offset,
+                fsync,
+                chain.entries(),
+                (path_buf, buf),
             )
         except BaseException:
             self.ring.give_file_slot(slot)
@@ -808,11 +818,12 @@ class LoopRing:
             self._request_flush()
 
     async def _write_file_op_by_op(
-        self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool, if_orphaned: Callable[[], None] | None
-    ) -> int:
+        self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool, offset: int,
+        if_orphaned: Callable[[], None] | None,
+    ) -> int:  # fmt: skip
         fd = await self.open(path, flags, mode, if_orphaned=if_orphaned)
         try:
-            n = await self.write(fd, data, 0)
+            n = await self.write(fd, data, offset)
             if fsync:
                 await self.fsync(fd, False)
         except BaseException:

@@ -191,14 +191,16 @@ def _write_and_close(fd: int, data: BufferLike, offset: int) -> int:
     return done
 
 
-def _write_file(path: str, data: BufferLike, flags: int, mode: int, fsync: bool) -> int:
-    """`LoopRing.write_file`'s steps in one thread hop: open, write all, fsync, close."""
+def _write_file(path: str, data: BufferLike, flags: int, mode: int, fsync: bool, offset: int) -> int:
+    """`LoopRing.write_file`'s steps in one thread hop: open, write all at ``offset``, fsync, close."""
     fd = os.open(path, flags | os.O_CLOEXEC, mode)
     try:
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
         with memoryview(data) as view, view.cast("B") as octets:
             done = 0
             while done < octets.nbytes:
-                done += os.write(fd, octets[done:])  # a fresh fd: its position is where pwrite would write
+                done += os.write(fd, octets[done:])  # from the fd's position: a FIFO has no offsets
         if fsync:
             os.fsync(fd)
     except BaseException:
@@ -352,7 +354,7 @@ class ThreadIO:
 
     async def write_file(
         self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool,
-        *, if_orphaned: Callable[[], None] | None = None,
+        *, offset: int = 0, if_orphaned: Callable[[], None] | None = None,
     ) -> int:  # fmt: skip
         """Open, write all of ``data``, fsync if asked, close: one thread hop (see `LoopRing.write_file`).
 
@@ -361,7 +363,9 @@ class ThreadIO:
         """
         release = (lambda _job: if_orphaned()) if if_orphaned is not None else (lambda _job: None)
         fspath = os.fsdecode(path)
-        return await self._pending(release, _write_file, fspath, data, flags, mode, fsync, note=WRITE_CANCEL_NOTE)
+        return await self._pending(
+            release, _write_file, fspath, data, flags, mode, fsync, offset, note=WRITE_CANCEL_NOTE
+        )
 
     async def write_and_close(self, fd: int, data: BufferLike, offset: int) -> int:
         """Write all of ``data`` at ``offset`` (-1: the fd's position), then close ``fd``: one

@@ -104,8 +104,11 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
         # The common case: open, write, [fsync,] close as one chain (one wakeup on io_uring).
         try:
             n = await io_.write_file(dest, view, flags, mode, fsync or atomic, if_orphaned=if_orphaned)
-            if n < view.nbytes:  # the file filled up: write on, so the error is the one a write gives
-                n += await _write_rest(dest, view, n, fsync or atomic)
+            while n < view.nbytes:  # the file filled up: write on, so the error is the one a write gives
+                more = await io_.write_file(dest, view[n:], os.O_WRONLY, 0, fsync or atomic, offset=n)
+                if not more:
+                    raise OSError(errno.EIO, "write made no progress (wrote 0 bytes)", os.fsdecode(dest))
+                n += more
         except BaseException:
             if atomic:
                 _unlink_quietly(dest)
@@ -136,21 +139,6 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
         raise
     if fsync:
         await _fsync_directory(os.path.dirname(target) or b".")
-    return n
-
-
-async def _write_rest(path: bytes, view: memoryview, done: int, fsync: bool) -> int:
-    """Reopen a file a chain wrote ``done`` bytes of and write the rest of ``view`` after them."""
-    io_ = current_io()
-    fd = await io_.open(path, os.O_WRONLY, 0)
-    try:
-        n = await write_all(fd, view[done:], done)
-        if fsync:
-            await io_.fsync(fd, False)
-    except BaseException:
-        io_.close_fd_detached(fd)
-        raise
-    await io_.close_fd(fd)
     return n
 
 

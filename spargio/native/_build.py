@@ -44,7 +44,7 @@ int spg_prep_openat(spg_ring *r, int dfd, const char *path, int flags, unsigned 
 int spg_prep_close(spg_ring *r, int fd, uint64_t ud);
 int spg_register_file_slots(spg_ring *r, unsigned n);
 int spg_prep_write_file(spg_ring *r, int dfd, const char *path, int flags, unsigned mode, unsigned slot,
-                        const void *buf, unsigned len, int fsync, uint64_t ud_first);
+                        const void *buf, unsigned len, uint64_t off, int fsync, uint64_t ud_first);
 int spg_prep_close_slot(spg_ring *r, unsigned slot, uint64_t ud);
 int spg_prep_write_close(spg_ring *r, int fd, const void *buf, unsigned len, uint64_t off, uint64_t ud_first);
 int spg_prep_statx(spg_ring *r, int dfd, const char *path, int flags, unsigned mask,

@@ -231,6 +231,17 @@ int spg_prep_close(spg_ring *r, int fd, uint64_t ud)
     return 0;
 }
 
+/* Room for `need` SQEs in this submission (a linked chain must not be split
+ * across two: the kernel would cut it), flushing the SQ once if it has less.
+ * 0: still not enough room. */
+static int reserve_sqes(spg_ring *r, unsigned need)
+{
+    if (io_uring_sq_space_left(&r->ring) >= need)
+        return 1;
+    submit_retrying(r);
+    return io_uring_sq_space_left(&r->ring) >= need;
+}
+
 /* A registered file table of `n` empty slots, for the chains below (-errno on failure). */
 int spg_register_file_slots(spg_ring *r, unsigned n)
 {
@@ -239,33 +250,29 @@ int spg_register_file_slots(spg_ring *r, unsigned n)
 
 /* A whole-file write as one linked chain on direct descriptor `slot`:
  *
- *   openat (into the slot) -LINK-> write at 0 -HARDLINK-> [fsync -HARDLINK->] close
+ *   openat (into the slot) -LINK-> write at `off` -HARDLINK-> [fsync -HARDLINK->] close
  *
  * user_data ud_first, ud_first+1, ... in that order.  A failed open cancels
  * the rest (the slot stays empty); once the open succeeded the close always
  * runs, whatever the write or fsync did, so the slot is empty again when the
  * last CQE arrives.  The open has O_CREAT/O_TRUNC and goes to io-wq; the
  * linked ops run after it in the same worker, so the caller wakes once.
- * All SQEs go in one submission (a chain split across two would be cut):
- * the SQ is flushed first if it has no room for them.  Returns the number
- * of SQEs prepped, or -EBUSY. */
+ * All SQEs go in one submission (`reserve_sqes`).  Returns the number of
+ * SQEs prepped, or -EBUSY. */
 int spg_prep_write_file(spg_ring *r, int dfd, const char *path, int flags, unsigned mode, unsigned slot,
-                        const void *buf, unsigned len, int fsync, uint64_t ud_first)
+                        const void *buf, unsigned len, uint64_t off, int fsync, uint64_t ud_first)
 {
     unsigned need = fsync ? 4 : 3;
     struct io_uring_sqe *sqe;
     uint64_t ud = ud_first;
-    if (io_uring_sq_space_left(&r->ring) < need) {
-        submit_retrying(r);
-        if (io_uring_sq_space_left(&r->ring) < need)
-            return -EBUSY;
-    }
+    if (!reserve_sqes(r, need))
+        return -EBUSY;
     sqe = io_uring_get_sqe(&r->ring);
     io_uring_prep_openat_direct(sqe, dfd, path, flags, mode, slot);
     sqe->flags |= IOSQE_IO_LINK;
     sqe->user_data = ud++;
     sqe = io_uring_get_sqe(&r->ring);
-    io_uring_prep_write(sqe, (int)slot, buf, len, 0);
+    io_uring_prep_write(sqe, (int)slot, buf, len, off);
     sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
     sqe->user_data = ud++;
     if (fsync) {
@@ -287,11 +294,8 @@ int spg_prep_write_file(spg_ring *r, int dfd, const char *path, int flags, unsig
 int spg_prep_write_close(spg_ring *r, int fd, const void *buf, unsigned len, uint64_t off, uint64_t ud_first)
 {
     struct io_uring_sqe *sqe;
-    if (io_uring_sq_space_left(&r->ring) < 2) {
-        submit_retrying(r);
-        if (io_uring_sq_space_left(&r->ring) < 2)
-            return -EBUSY;
-    }
+    if (!reserve_sqes(r, 2))
+        return -EBUSY;
     sqe = io_uring_get_sqe(&r->ring);
     io_uring_prep_write(sqe, fd, buf, len, off);
     sqe->flags |= IOSQE_IO_LINK;

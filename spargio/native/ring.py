@@ -565,14 +565,14 @@ class Ring:
         self._file_slots.append(slot)
 
     def prep_write_file(
-        self, path: Buffer, flags: int, mode: int, slot: int, buf: Buffer, length: int, fsync: bool,
+        self, path: Buffer, flags: int, mode: int, slot: int, buf: Buffer, length: int, offset: int, fsync: bool,
         entries: Sequence[Any], keep: object,
     ) -> int:  # fmt: skip
         """Queue open -> write -> [fsync ->] close as one linked chain on direct slot ``slot``
         (see ``spg_prep_write_file``); ``entries[i]`` gets op *i*'s CQE.  Returns the first user_data."""
         self._check_owner()
         ud = self._next_ud
-        args = (self._ptr, AT_FDCWD, path, flags, mode, slot, buf, length, int(fsync), ud)
+        args = (self._ptr, AT_FDCWD, path, flags, mode, slot, buf, length, offset, int(fsync), ud)
         n = lib.spg_prep_write_file(*args)
         if n == -_errno.EBUSY:
             self._room()
