@@ -319,8 +319,15 @@ class _ThreadReader:
         return data
 
     async def close(self) -> None:
-        if self._file is not None:
-            await asyncio.to_thread(self._file.close)
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                await asyncio.to_thread(file.close)
+            except BaseException:
+                # Cancelled (the server is stopping) or the executor already shut down: a
+                # read-only file's close does not block, so close it here rather than leak it.
+                file.close()
+                raise
 
 
 def _fsync_and_close(f: Any) -> None:
