@@ -873,6 +873,11 @@ class AsyncFile:
             # An unclosed file: write out what is pending (as io's finaliser flushes),
             # then release the fd so it does not leak.
             self._closed = True
+            writing = getattr(self, "_writing", None)
+            if writing is not None and not writing.done():  # its ops still name the fd: close it after
+                fd = self._fd
+                writing.add_done_callback(lambda _writing: os.close(fd))
+                return
             try:
                 if self._pending:
                     positioned = self._seekable and not self._append

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import gc
 import os
 import subprocess
 import sys
@@ -330,3 +332,27 @@ async def test_a_cancelled_flush_of_a_pipe_delivers_each_byte_once(pipe):
     while data := os.read(r, 65536):
         received += data
     assert received == sent
+
+
+async def test_a_file_dropped_while_its_buffered_write_goes_on_closes_its_fd_after_it(pipe):
+    r, w = pipe
+    os.set_blocking(w, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(w, b"x" * 65536)
+    os.set_blocking(w, True)
+    f = await fs.open(os.dup(w), "wb")
+    fd = f.fileno()
+    await f.write(b"y" * 1000)
+    assert await _cancel_after(f.flush(), 0.01)
+    del f
+    gc.collect()
+    os.fstat(fd)  # still open: the write that goes on names it
+    received = b""
+    while not received.endswith(b"y" * 1000):
+        received += await asyncio.to_thread(os.read, r, 1 << 20)
+    await settle()
+    await asyncio.sleep(0.05)  # the write's task ends, then its done callback closes the fd
+    with pytest.raises(OSError) as info:
+        os.fstat(fd)
+    assert info.value.errno == errno.EBADF
