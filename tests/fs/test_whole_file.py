@@ -298,15 +298,20 @@ async def test_a_cancelled_close_of_an_append_file_writes_its_bytes_once_then_cl
     assert _open_fds() == before
 
 
-async def test_a_cancelled_flush_into_a_full_pipe_goes_on_and_its_error_comes_next(pipe):
-    """The pipe is full, so the flush's write waits; cancelled, it goes on in the background.
-    Once the reader has gone the write fails (EPIPE), and the file's next call says so."""
-    r, w = pipe
+def _fill(w: int) -> None:
+    """Fill the pipe whose write end is ``w``, so that the next write waits for its reader."""
     os.set_blocking(w, False)
     with contextlib.suppress(BlockingIOError):
         while True:
             os.write(w, b"x" * 65536)
     os.set_blocking(w, True)
+
+
+async def test_a_cancelled_flush_into_a_full_pipe_goes_on_and_its_error_comes_next(pipe):
+    """The pipe is full, so the flush's write waits; cancelled, it goes on in the background.
+    Once the reader has gone the write fails (EPIPE), and the file's next call says so."""
+    r, w = pipe
+    _fill(w)
     f = await fs.open(os.dup(w), "wb")
     await f.write(b"y" * 1000)
     assert await _cancel_after(f.flush(), 0.01)
@@ -336,11 +341,7 @@ async def test_a_cancelled_flush_of_a_pipe_delivers_each_byte_once(pipe):
 
 async def test_a_file_dropped_while_its_buffered_write_goes_on_closes_its_fd_after_it(pipe):
     r, w = pipe
-    os.set_blocking(w, False)
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            os.write(w, b"x" * 65536)
-    os.set_blocking(w, True)
+    _fill(w)
     f = await fs.open(os.dup(w), "wb")
     fd = f.fileno()
     await f.write(b"y" * 1000)
