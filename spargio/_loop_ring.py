@@ -57,6 +57,7 @@ Only the loop's thread may use the ring; another thread gets `RuntimeError`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import ctypes
@@ -116,7 +117,7 @@ class _Guarded:
         self.on_orphan = on_orphan
 
 
-class _Chain:
+class _Chain(abc.ABC):
     """Completion state of linked ops: each op's CQE is booked here, and `ended` runs once
     the last one is in.  The entries are `Completion`s, which a cancel does not orphan, so
     a chain whose caller left still ends (and cleans up) when the kernel is done with it."""
@@ -137,8 +138,9 @@ class _Chain:
         if not self.remaining:
             self.ended()
 
+    @abc.abstractmethod
     def ended(self) -> None:
-        raise NotImplementedError
+        """Every op of the chain has its CQE: release what it held, tell the caller."""
 
 
 class _WriteClose(_Chain):
@@ -803,7 +805,7 @@ class LoopRing:
         except BaseException:
             self.close_fd_detached(fd)
             raise
-        if written == len(memoryview(data).cast("B")):
+        if written == memoryview(data).nbytes:
             await self.close_fd(fd)
         return written
 
