@@ -816,8 +816,7 @@ class LoopRing:
             ring.give_file_slot(slot)  # (a closing ring takes its table with it)
             return
         ring.prep_close_slot(slot, _native.Completion(lambda _res, _flags: ring.give_file_slot(slot)))
-        if self._owns_ring:
-            self._request_flush()
+        self._request_flush()
 
     async def _write_file_op_by_op(
         self, path: bytes, data: BufferLike, flags: int, mode: int, fsync: bool, offset: int,
