@@ -25,7 +25,7 @@ from ._args import MAX_CHUNK, data_view, fspath_bytes
 from ._file import write_all
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable
+    from collections.abc import AsyncIterable, Callable
 
 __all__ = [
     "chmod",
@@ -99,46 +99,54 @@ async def write_bytes(path: Any, data: Any, *, fsync: bool = False, atomic: bool
     io_ = current_io()
     # A cancelled open may still create the temporary file: remove it once the open has ended.
     if_orphaned = (lambda: _unlink_quietly(dest)) if atomic else None
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    if view is not None and view.nbytes <= MAX_CHUNK:
-        # The common case: open, write, [fsync,] close as one chain (one wakeup on io_uring).
-        try:
-            n = await io_.write_file(dest, view, flags, mode, fsync or atomic, if_orphaned=if_orphaned)
-            while n < view.nbytes:  # the file filled up: write on, so the error is the one a write gives
-                more = await io_.write_file(dest, view[n:], os.O_WRONLY, 0, fsync or atomic, offset=n)
-                if not more:
-                    raise OSError(errno.EIO, "write made no progress (wrote 0 bytes)", os.fsdecode(dest))
-                n += more
-        except BaseException:
-            if atomic:
-                _unlink_quietly(dest)
-            raise
-    else:
-        fd = await io_.open(dest, flags, mode, if_orphaned=if_orphaned)
-        try:
-            n = await write_all(fd, view, 0) if view is not None else await _write_chunks(fd, data)
-            if fsync or atomic:
-                await io_.fsync(fd, False)
-        except BaseException:
-            io_.close_fd_detached(fd)
-            if atomic:
-                _unlink_quietly(dest)
-            raise
-        try:
-            await io_.close_fd(fd)
-        except BaseException:
-            if atomic:
-                _unlink_quietly(dest)
-            raise
-    if not atomic:
-        return n
+    durable = fsync or atomic
     try:
-        await io_.rename(dest, target)
+        if view is not None and view.nbytes <= MAX_CHUNK:  # the common case: one chain, one wakeup
+            n = await _write_whole(dest, view, mode, durable, if_orphaned)
+        else:
+            n = await _write_opened(dest, view if view is not None else data, mode, durable, if_orphaned)
+        if atomic:
+            await io_.rename(dest, target)
     except BaseException:
-        _unlink_quietly(dest)  # ENOENT (ignored) if the rename happened before a cancel landed
+        if atomic:
+            _unlink_quietly(dest)  # ENOENT (ignored) if the rename happened before a cancel landed
         raise
-    if fsync:
+    if atomic and fsync:
         await _fsync_directory(os.path.dirname(target) or b".")
+    return n
+
+
+async def _write_whole(
+    dest: bytes, view: memoryview, mode: int, durable: bool, if_orphaned: Callable[[], None] | None
+) -> int:
+    """Open (create, truncate), write, [fsync,] close as `write_file` chains: one, unless the
+    file fills up, when the rest is written on so that the error is the one a write gives."""
+    io_ = current_io()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    n = await io_.write_file(dest, view, flags, mode, durable, if_orphaned=if_orphaned)
+    while n < view.nbytes:
+        more = await io_.write_file(dest, view[n:], os.O_WRONLY, 0, durable, offset=n)
+        if not more:
+            raise OSError(errno.EIO, "write made no progress (wrote 0 bytes)", os.fsdecode(dest))
+        n += more
+    return n
+
+
+async def _write_opened(
+    dest: bytes, data: Any, mode: int, durable: bool, if_orphaned: Callable[[], None] | None
+) -> int:
+    """The same op by op on an open fd: a buffer over one kernel transfer, or an async
+    iterable of chunks written as they come."""
+    io_ = current_io()
+    fd = await io_.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode, if_orphaned=if_orphaned)
+    try:
+        n = await write_all(fd, data, 0) if isinstance(data, memoryview) else await _write_chunks(fd, data)
+        if durable:
+            await io_.fsync(fd, False)
+    except BaseException:
+        io_.close_fd_detached(fd)
+        raise
+    await io_.close_fd(fd)
     return n
 
 
