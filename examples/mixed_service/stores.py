@@ -233,7 +233,13 @@ class _AiofilesReader:
         return data
 
     async def close(self) -> None:
-        await self._file.close()
+        try:
+            await self._file.close()
+        except BaseException:
+            # As _ThreadReader.close: cancelled at server shutdown or no executor left, close the
+            # underlying (read-only, non-blocking to close) file here rather than leak it.
+            self._file._file.close()
+            raise
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
